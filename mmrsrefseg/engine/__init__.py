@@ -1,0 +1,1 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.

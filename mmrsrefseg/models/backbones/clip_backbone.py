@@ -1,0 +1,365 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""CLIP / SigLIP image-and-text encoder for RSRefSeg."""
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+from torch import Tensor
+
+from mmrsrefseg.utils.lora import load_state_dict_strict
+
+# Image normalisation of the two CLIP families (their HF image processors).
+_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+_SIGLIP_MEAN = (0.5, 0.5, 0.5)
+_SIGLIP_STD = (0.5, 0.5, 0.5)
+
+
+@MODELS.register_module()
+class CLIPBackbone(BaseModule):
+    """CLIP or SigLIP (HF transformers) encoding images and expressions.
+
+    RSRefSeg stages 2-3 (arXiv:2501.06809, Sec. III-B): dense patch features
+    ``V`` of the image, per-token ("local") features ``L`` and the pooled
+    ("global") sentence feature ``g`` of the referring expression, all in the
+    joint image-text embedding space so that cosine similarities between them
+    are meaningful.
+
+    The model is built from ``config`` in ``__init__`` (no download, random
+    weights); the weights of ``pretrained`` are loaded in :meth:`init_weights`,
+    strictly. The tokenizer is read lazily from ``tokenizer`` (defaults to
+    ``pretrained``) on the first forward, so that building a config never
+    touches the disk or the network.
+
+    Family specifics:
+
+    - ``'clip'`` (OpenAI CLIP, :class:`transformers.CLIPModel`): patch tokens
+      go through ``post_layernorm`` and ``visual_projection``, text tokens
+      through ``text_projection`` (the same layers as the pooled CLS / EOS
+      features, so that ``image_embeds`` / ``text_embeds`` equal
+      ``get_image_features`` / ``get_text_features``). Expressions are padded
+      to the longest in the batch and the attention mask is passed, so padding
+      never changes a sample's features. ``logit_scale`` is CLIP's
+      ``exp(logit_scale)``; CLIP has no bias (``logit_bias`` is None; the neck
+      supplies one).
+    - ``'siglip'`` (:class:`transformers.SiglipModel`): patch tokens are the
+      vision tower's ``last_hidden_state`` (after ``post_layernorm``; the
+      attention-pooling head is unused and frozen). The text tower was trained
+      on sequences padded to ``max_length`` (64) *without* an attention mask
+      and pools the last position, so expressions are tokenised exactly that
+      way: the global feature equals ``get_text_features`` and does not depend
+      on the batch. The ``head`` projection is applied to every token for the
+      local features. ``logit_scale``/``logit_bias`` are SigLIP's.
+
+    In both families ``text_mask`` marks the real tokens (special tokens
+    included); padding positions must be ignored by consumers.
+
+    Args:
+        model_type (str): ``'clip'`` or ``'siglip'``.
+        config (dict): Keyword arguments of ``CLIPConfig`` / ``SiglipConfig``
+            (``text_config`` and ``vision_config`` dicts).
+        pretrained (str, optional): A local ``save_pretrained`` directory or a
+            hub id, loaded in :meth:`init_weights`. Defaults to None.
+        tokenizer (str, optional): Directory or hub id of the tokenizer.
+            Defaults to ``pretrained``.
+        image_mean (Sequence[float], optional): RGB mean on the 0-1 scale.
+            Defaults to the family's.
+        image_std (Sequence[float], optional): RGB std on the 0-1 scale.
+            Defaults to the family's.
+        max_length (int, optional): Token limit. Defaults to the text tower's
+            ``max_position_embeddings`` (77 for CLIP, 64 for SigLIP). Longer
+            expressions are truncated and counted in :attr:`num_truncated`,
+            with a logged warning.
+        init_cfg (dict, optional): Unused; weights come from ``pretrained``.
+    """
+
+    def __init__(self,
+                 model_type: str,
+                 config: dict,
+                 pretrained: Optional[str] = None,
+                 tokenizer: Optional[str] = None,
+                 image_mean: Optional[Sequence[float]] = None,
+                 image_std: Optional[Sequence[float]] = None,
+                 max_length: Optional[int] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        from transformers import CLIPConfig, CLIPModel, SiglipConfig
+        from transformers import SiglipModel
+        if model_type == 'clip':
+            self.model = CLIPModel(CLIPConfig(**config))
+            mean, std = _CLIP_MEAN, _CLIP_STD
+        elif model_type == 'siglip':
+            self.model = SiglipModel(SiglipConfig(**config))
+            mean, std = _SIGLIP_MEAN, _SIGLIP_STD
+            # RSRefSeg uses the dense tokens only; the attention-pooling head
+            # would otherwise hold parameters without gradients (DDP error).
+            if getattr(self.model.vision_model, 'head', None) is not None:
+                self.model.vision_model.head.requires_grad_(False)
+        else:
+            raise ValueError(
+                f"model_type must be 'clip' or 'siglip', got {model_type!r}")
+        self.model_type = model_type
+        self.pretrained = pretrained
+        self.tokenizer_path = tokenizer if tokenizer is not None \
+            else pretrained
+        vision_cfg = self.model.config.vision_config
+        text_cfg = self.model.config.text_config
+        self.image_size = int(vision_cfg.image_size)
+        self.patch_size = int(vision_cfg.patch_size)
+        self.max_length = int(max_length or text_cfg.max_position_embeddings)
+        if self.max_length > text_cfg.max_position_embeddings:
+            raise ValueError(
+                f'max_length={self.max_length} exceeds the text tower limit '
+                f'{text_cfg.max_position_embeddings}')
+        self.register_buffer(
+            'image_mean',
+            torch.tensor(image_mean or mean).view(1, 3, 1, 1) * 255.,
+            persistent=False)
+        self.register_buffer(
+            'image_std',
+            torch.tensor(image_std or std).view(1, 3, 1, 1) * 255.,
+            persistent=False)
+        self._tokenizer = None
+        self.num_truncated = 0
+
+    @property
+    def embed_dims(self) -> int:
+        """Width ``C`` of the joint embedding space."""
+        if self.model_type == 'clip':
+            return int(self.model.config.projection_dim)
+        return int(self.model.config.text_config.projection_size)
+
+    @property
+    def feature_size(self):
+        """Spatial size ``(h, w)`` of the dense patch features."""
+        n = self.image_size // self.patch_size
+        return (n, n)
+
+    def init_weights(self):
+        """Load ``pretrained`` (HF ``from_pretrained`` format) strictly.
+
+        Raises:
+            KeyError: If a weight is missing or unexpected (named).
+            ValueError: If a weight has the wrong shape (named).
+        """
+        if self.pretrained is None:
+            super().init_weights()
+            return
+        from transformers import AutoModel
+        reference = AutoModel.from_pretrained(self.pretrained)
+        load_state_dict_strict(self.model, reference.state_dict(),
+                               self.pretrained)
+        print_log(
+            f'CLIPBackbone: loaded {self.model_type} weights from '
+            f'{self.pretrained}',
+            logger='current')
+        self._is_init = True
+
+    # ------------------------------------------------------------------ text
+    @property
+    def tokenizer(self):
+        """The tokenizer of ``tokenizer``/``pretrained``, validated.
+
+        Raises:
+            ValueError: If no tokenizer location is configured, or the
+                tokenizer is obviously wrong (transformers 5 returns a
+                2-entry vocabulary for an unreachable hub id instead of
+                failing) or produces ids beyond the model's vocabulary.
+        """
+        if self._tokenizer is None:
+            if self.tokenizer_path is None:
+                raise ValueError(
+                    'CLIPBackbone needs `tokenizer` or `pretrained` (a '
+                    'directory holding the tokenizer files) to encode '
+                    'referring expressions.')
+            from transformers import AutoTokenizer
+            tok = AutoTokenizer.from_pretrained(self.tokenizer_path)
+            vocab = self.model.config.text_config.vocab_size
+            if len(tok) < 100 or len(tok) > vocab:
+                where = 'a local directory' if osp.isdir(
+                    self.tokenizer_path) else 'a hub id (offline?)'
+                raise ValueError(
+                    f'Tokenizer from {self.tokenizer_path} ({where}) has '
+                    f'{len(tok)} entries, but the text tower has a '
+                    f'vocabulary of {vocab}. Point `tokenizer` at the '
+                    'directory holding vocab.json/merges.txt (CLIP) or '
+                    'spiece.model (SigLIP) of this model.')
+            self._tokenizer = tok
+        return self._tokenizer
+
+    def tokenize(self, texts: Sequence[str], device=None) -> Dict[str, Tensor]:
+        """Tokenise referring expressions the way the text tower expects.
+
+        Args:
+            texts (Sequence[str]): B non-empty expressions.
+            device (torch.device, optional): Device of the returned tensors.
+
+        Returns:
+            dict: ``input_ids`` (B, T) int64 and ``attention_mask`` (B, T)
+            int64 (1 for real tokens). T is the longest expression for CLIP
+            and ``max_length`` for SigLIP.
+
+        Raises:
+            ValueError: If an expression is empty or not a string.
+        """
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise ValueError(
+                    f'Referring expression {i} of the batch is empty or not '
+                    f'a string: {t!r}')
+        texts = list(texts)
+        tok = self.tokenizer
+        lengths = [len(ids) for ids in tok(texts)['input_ids']]
+        over = sum(n > self.max_length for n in lengths)
+        if over:
+            self.num_truncated += over
+            print_log(
+                f'{over} referring expression(s) longer than '
+                f'{self.max_length} tokens truncated ({self.num_truncated} '
+                'so far)',
+                logger='current',
+                level=30)
+        padding = 'max_length' if self.model_type == 'siglip' else 'longest'
+        enc = tok(
+            texts,
+            padding=padding,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors='pt')
+        return {
+            'input_ids': enc['input_ids'].to(device),
+            'attention_mask': enc['attention_mask'].to(device)
+        }
+
+    def encode_text(self, input_ids: Tensor,
+                    attention_mask: Tensor) -> Dict[str, Tensor]:
+        """Encode token ids into local and global text features.
+
+        Args:
+            input_ids (Tensor): (B, T) token ids.
+            attention_mask (Tensor): (B, T), 1 for real tokens.
+
+        Returns:
+            dict: ``text_feats`` (B, T, C) per-token features,
+            ``text_mask`` (B, T) bool, ``text_embeds`` (B, C) pooled sentence
+            feature (equal to ``get_text_features``).
+        """
+        text_model = self.model.text_model
+        if self.model_type == 'clip':
+            out = text_model(
+                input_ids=input_ids, attention_mask=attention_mask)
+            proj = self.model.text_projection
+            tokens = proj(out.last_hidden_state)
+            pooled = proj(out.pooler_output)
+        else:
+            # SigLIP: trained without attention mask on max_length padding.
+            out = text_model(input_ids=input_ids)
+            tokens = text_model.head(out.last_hidden_state)
+            pooled = out.pooler_output
+        return {
+            'text_feats': tokens,
+            'text_mask': attention_mask.bool(),
+            'text_embeds': pooled
+        }
+
+    # ----------------------------------------------------------------- image
+    def preprocess(self, images: Tensor) -> Tensor:
+        """Resize to the CLIP resolution and normalise.
+
+        Args:
+            images (Tensor): (B, 3, H, W) RGB, 0-255.
+
+        Returns:
+            Tensor: (B, 3, S, S) normalised pixels, S = ``image_size``
+            (bicubic, antialiased, like the HF image processors' PIL resize).
+        """
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            images = F.interpolate(
+                images.float(),
+                size=(self.image_size, self.image_size),
+                mode='bicubic',
+                align_corners=False,
+                antialias=True)
+        return (images - self.image_mean) / self.image_std
+
+    def encode_image(self, pixel_values: Tensor) -> Dict[str, Tensor]:
+        """Encode normalised pixels into dense and pooled image features.
+
+        Args:
+            pixel_values (Tensor): (B, 3, S, S) output of :meth:`preprocess`.
+
+        Returns:
+            dict: ``visual_feats`` (B, C, h, w) dense patch features in the
+            joint space; for CLIP also ``image_embeds`` (B, C), equal to
+            ``get_image_features`` (SigLIP's pooled feature needs the
+            attention-pooling head, see :meth:`image_embeds`).
+        """
+        vision = self.model.vision_model
+        out = vision(pixel_values=pixel_values)
+        h, w = self.feature_size
+        result = {}
+        if self.model_type == 'clip':
+            hidden = vision.post_layernorm(out.last_hidden_state)
+            hidden = self.model.visual_projection(hidden)
+            patches = hidden[:, 1:]
+            result['image_embeds'] = hidden[:, 0]
+        else:
+            patches = out.last_hidden_state
+        b, n, c = patches.shape
+        if n != h * w:
+            raise ValueError(f'Expected {h * w} patch tokens, got {n}')
+        result['visual_feats'] = patches.transpose(1, 2).reshape(b, c, h, w)
+        return result
+
+    def image_embeds(self, images: Tensor) -> Tensor:
+        """Pooled image embedding (B, C) of RGB 0-255 images (B, 3, H, W).
+
+        Equal to ``get_image_features`` of the wrapped model on the same
+        pixels; used for parity checks and retrieval-style diagnostics.
+        """
+        pixel_values = self.preprocess(images)
+        if self.model_type == 'clip':
+            return self.encode_image(pixel_values)['image_embeds']
+        return self.model.vision_model(
+            pixel_values=pixel_values).pooler_output
+
+    def logit_scale_bias(self):
+        """Return ``(scale, bias)``: the similarity temperature and offset.
+
+        ``scale`` is ``exp(logit_scale)`` (a 0-d tensor); ``bias`` is SigLIP's
+        ``logit_bias`` or None for CLIP.
+        """
+        scale = self.model.logit_scale.exp().reshape(())
+        bias = None
+        if self.model_type == 'siglip':
+            bias = self.model.logit_bias.reshape(())
+        return scale, bias
+
+    def forward(self, images: Tensor, texts: List[str]) -> Dict[str, Tensor]:
+        """Encode a batch of images and their referring expressions.
+
+        Args:
+            images (Tensor): (B, 3, H, W) RGB, 0-255 (any H, W; resized to the
+                CLIP resolution inside).
+            texts (list[str]): B referring expressions.
+
+        Returns:
+            dict: ``visual_feats`` (B, C, h, w), ``text_feats`` (B, T, C),
+            ``text_mask`` (B, T) bool, ``text_embeds`` (B, C),
+            ``logit_scale`` 0-d tensor, ``logit_bias`` 0-d tensor or None.
+
+        Raises:
+            ValueError: If ``len(texts) != B`` or an expression is empty.
+        """
+        if len(texts) != images.shape[0]:
+            raise ValueError(f'{images.shape[0]} images but {len(texts)} '
+                             'referring expressions')
+        feats = self.encode_image(self.preprocess(images))
+        feats.pop('image_embeds', None)
+        feats.update(self.encode_text(**self.tokenize(texts, images.device)))
+        feats['logit_scale'], feats['logit_bias'] = self.logit_scale_bias()
+        return feats

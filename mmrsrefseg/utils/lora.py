@@ -1,0 +1,121 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""LoRA injection (via peft) and LoRA-aware strict weight loading."""
+import re
+from typing import Dict, List, Sequence, Union
+
+import torch
+import torch.nn as nn
+
+__all__ = ['inject_lora', 'load_state_dict_strict', 'count_parameters']
+
+
+def inject_lora(module: nn.Module,
+                target_modules: Union[str, Sequence[str]],
+                rank: int = 16,
+                alpha: float = 16,
+                dropout: float = 0.1) -> List[str]:
+    """Freeze ``module`` and inject LoRA adapters with peft.
+
+    The adapters follow RSRefSeg (arXiv:2501.06809, Sec. III-D; reference
+    code: rank 16, alpha 16, dropout 0.1). All original parameters of
+    ``module`` get ``requires_grad=False``; only the ``lora_A`` / ``lora_B``
+    matrices train.
+
+    Args:
+        module (nn.Module): The encoder to adapt (modified in place).
+        target_modules (str | Sequence[str]): peft target spec: a regular
+            expression matched against full module names (``re.fullmatch``)
+            or a list of module-name suffixes.
+        rank (int): LoRA rank ``r``. Defaults to 16.
+        alpha (float): LoRA scaling numerator (``lora_alpha``). Defaults to
+            16.
+        dropout (float): Dropout on the LoRA branch input. Defaults to 0.1.
+
+    Returns:
+        list[str]: Names of the modules that received an adapter.
+
+    Raises:
+        ValueError: If no module of ``module`` matches ``target_modules``.
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+
+    for p in module.parameters():
+        p.requires_grad_(False)
+    if isinstance(target_modules, str):
+        matched = [
+            n for n, _ in module.named_modules()
+            if re.fullmatch(target_modules, n)
+        ]
+    else:
+        matched = [
+            n for n, _ in module.named_modules()
+            if any(n == t or n.endswith('.' + t) for t in target_modules)
+        ]
+    if not matched:
+        raise ValueError(
+            f'LoRA target_modules={target_modules!r} match no module of '
+            f'{type(module).__name__}')
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules if isinstance(target_modules, str) else
+        list(target_modules),
+        bias='none')
+    inject_adapter_in_model(config, module)
+    for name, p in module.named_parameters():
+        p.requires_grad_('lora_' in name)
+    return matched
+
+
+def load_state_dict_strict(module: nn.Module, state_dict: Dict[str,
+                                                                torch.Tensor],
+                           source: str) -> None:
+    """Load an official checkpoint strictly, also into a LoRA-wrapped model.
+
+    peft renames a wrapped layer's weights from ``<name>.weight`` to
+    ``<name>.base_layer.weight``; official checkpoints keep the original names.
+    Keys are mapped accordingly. Every parameter/buffer of ``module`` except
+    the LoRA matrices must be provided, every provided key must be used, and
+    shapes must agree.
+
+    Args:
+        module (nn.Module): Destination module.
+        state_dict (dict[str, Tensor]): Official weights.
+        source (str): Where the weights come from (file or directory), used in
+            error messages.
+
+    Raises:
+        KeyError: On missing or unexpected keys (each one named).
+        ValueError: On a shape mismatch (key and both shapes named).
+    """
+    own = module.state_dict()
+    mapped, unexpected, mismatched = {}, [], []
+    for key, value in state_dict.items():
+        target = key
+        if target not in own:
+            target = re.sub(r'\.(weight|bias)$', r'.base_layer.\1', key)
+        if target not in own:
+            unexpected.append(key)
+            continue
+        if tuple(own[target].shape) != tuple(value.shape):
+            mismatched.append(f'{key}: checkpoint {tuple(value.shape)} vs '
+                              f'model {tuple(own[target].shape)}')
+            continue
+        mapped[target] = value
+    missing = [k for k in own if k not in mapped and 'lora_' not in k]
+    if mismatched:
+        raise ValueError(f'Shape mismatch loading {source} into '
+                         f'{type(module).__name__}: ' + '; '.join(mismatched))
+    if missing or unexpected:
+        raise KeyError(f'Cannot load {source} into {type(module).__name__} '
+                       f'strictly: missing keys {missing}, unexpected keys '
+                       f'{unexpected}')
+    module.load_state_dict(mapped, strict=False)
+
+
+def count_parameters(module: nn.Module):
+    """Return ``(total, trainable)`` parameter counts of ``module``."""
+    total = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return total, trainable

@@ -1,0 +1,175 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""Write tiny random CLIP/SigLIP and SAM checkpoints in the real formats.
+
+The architecture comes from a config (``model.backbone.config`` and
+``model.decode_head``), so the checkpoints always match it:
+
+- ``<out>/<clip dir>``: ``CLIPModel`` / ``SiglipModel`` saved with
+  ``save_pretrained`` plus the real OpenAI CLIP BPE tokenizer
+  (``vocab.json`` with 49,408 entries and ``merges.txt``), rebuilt from the
+  vocabulary file that mmsegmentation ships
+  (``mmseg/utils/bpe_simple_vocab_16e6.txt.gz``, identical to OpenAI's);
+- ``<out>/<sam file>``: a ``segment_anything`` ``Sam`` state dict with the
+  official key names (``image_encoder.*``, ``prompt_encoder.*``,
+  ``mask_decoder.*``, ``pixel_mean``, ``pixel_std``).
+
+The paths written are the config's ``model.backbone.pretrained`` and
+``model.decode_head.checkpoint``, so the config then loads them through the
+same ``init_weights`` path as real checkpoints.
+
+Example::
+
+    python tools/misc/make_tiny_checkpoints.py configs/rsrefseg_tiny_synthetic.py
+"""
+import argparse
+import gzip
+import json
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config
+
+import mmrsrefseg  # noqa: F401  (registers the modules)
+from mmrsrefseg.utils.sam_import import import_segment_anything
+
+
+def bytes_to_unicode():
+    """OpenAI CLIP's reversible byte -> unicode character table.
+
+    From ``clip/simple_tokenizer.py`` (MIT licence), also in
+    ``mmseg/utils/tokenizer.py``.
+    """
+    bs = list(range(ord('!'),
+                    ord('~') + 1)) + list(range(
+                        ord('¡'),
+                        ord('¬') + 1)) + list(range(ord('®'),
+                                                    ord('ÿ') + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(2**8):
+        if b not in bs:
+            bs.append(b)
+            cs.append(2**8 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+def build_clip_tokenizer(out_dir: str, model_max_length: int = 77):
+    """Save the real CLIP BPE tokenizer (``CLIPTokenizer``) into ``out_dir``.
+
+    The vocabulary is rebuilt exactly as OpenAI's ``SimpleTokenizer`` does:
+    256 byte symbols, the same with ``</w>``, 48,894 merges, then
+    ``<|startoftext|>`` (49406) and ``<|endoftext|>`` (49407, also padding).
+
+    Returns:
+        CLIPTokenizer: The tokenizer loaded back from ``out_dir``.
+
+    Raises:
+        RuntimeError: If the round trip does not give 49,408 entries.
+    """
+    import mmseg.utils
+    from transformers import AutoTokenizer, CLIPTokenizer
+    bpe_path = osp.join(
+        osp.dirname(mmseg.utils.__file__), 'bpe_simple_vocab_16e6.txt.gz')
+    merges = gzip.open(bpe_path).read().decode('utf-8').split('\n')
+    merges = merges[1:49152 - 256 - 2 + 1]
+    merges = [tuple(m.split()) for m in merges]
+    vocab = list(bytes_to_unicode().values())
+    vocab = vocab + [v + '</w>' for v in vocab]
+    vocab += [''.join(m) for m in merges]
+    vocab += ['<|startoftext|>', '<|endoftext|>']
+    os.makedirs(out_dir, exist_ok=True)
+    vocab_file = osp.join(out_dir, 'vocab.json')
+    merges_file = osp.join(out_dir, 'merges.txt')
+    with open(vocab_file, 'w', encoding='utf-8') as f:
+        json.dump({tok: i for i, tok in enumerate(vocab)}, f)
+    with open(merges_file, 'w', encoding='utf-8') as f:
+        f.write('#version: 0.2\n')
+        f.write('\n'.join(' '.join(m) for m in merges) + '\n')
+    tok = CLIPTokenizer(
+        vocab_file=vocab_file,
+        merges_file=merges_file,
+        model_max_length=model_max_length,
+        bos_token='<|startoftext|>',
+        eos_token='<|endoftext|>',
+        pad_token='<|endoftext|>',
+        unk_token='<|endoftext|>')
+    tok.save_pretrained(out_dir)
+    loaded = AutoTokenizer.from_pretrained(out_dir)
+    if len(loaded) != 49408:
+        raise RuntimeError(f'CLIP tokenizer in {out_dir} has {len(loaded)} '
+                           'entries instead of 49408')
+    return loaded
+
+
+def save_clip(backbone_cfg: dict, out_dir: str, seed: int):
+    """Save a random CLIP/SigLIP of ``backbone_cfg['config']`` + tokenizer."""
+    from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
+    torch.manual_seed(seed)
+    if backbone_cfg['model_type'] == 'clip':
+        model = CLIPModel(CLIPConfig(**backbone_cfg['config']))
+    else:
+        model = SiglipModel(SiglipConfig(**backbone_cfg['config']))
+    model.save_pretrained(out_dir)
+    build_clip_tokenizer(
+        out_dir, model.config.text_config.max_position_embeddings)
+    return model
+
+
+def save_sam(head_cfg: dict, out_file: str, seed: int):
+    """Save a random SAM with official key names for ``head_cfg``."""
+    from mmseg.registry import MODELS
+    torch.manual_seed(seed)
+    head_cfg = dict(head_cfg, checkpoint=None)
+    head = MODELS.build(head_cfg)
+    modeling, _ = import_segment_anything()
+    sam = modeling.Sam(
+        image_encoder=head.image_encoder,
+        prompt_encoder=head.prompt_encoder,
+        mask_decoder=head.mask_decoder,
+        pixel_mean=head.pixel_mean.flatten().tolist(),
+        pixel_std=head.pixel_std.flatten().tolist())
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    torch.save(sam.state_dict(), out_file)
+    return sam
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Write tiny random CLIP (HF save_pretrained, real CLIP '
+        'BPE tokenizer) and SAM (official .pth keys) checkpoints for the '
+        "architecture of CONFIG, at the config's own weight paths.")
+    parser.add_argument('config', help='config whose model to write')
+    parser.add_argument(
+        '--seed', type=int, default=0, help='random seed (default 0)')
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help='overwrite existing checkpoints (default: keep them)')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    backbone, head = cfg.model.backbone, cfg.model.decode_head
+    clip_dir, sam_file = backbone.get('pretrained'), head.get('checkpoint')
+    if not clip_dir or not sam_file:
+        raise ValueError(f'{args.config} must set model.backbone.pretrained '
+                         'and model.decode_head.checkpoint')
+    if args.force or not osp.exists(osp.join(clip_dir, 'config.json')):
+        save_clip(backbone.to_dict(), clip_dir, args.seed)
+        print(f'wrote {backbone.model_type} checkpoint + tokenizer to '
+              f'{clip_dir}')
+    else:
+        print(f'kept existing {clip_dir}')
+    if args.force or not osp.exists(sam_file):
+        save_sam(head.to_dict(), sam_file, args.seed + 1)
+        print(f'wrote SAM checkpoint to {sam_file}')
+    else:
+        print(f'kept existing {sam_file}')
+
+
+if __name__ == '__main__':
+    main()

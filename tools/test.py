@@ -1,0 +1,114 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""Test a referring segmentor: oIoU, mIoU, Pr@0.5-0.9 (+ JSON, pictures).
+
+Modified from mmsegmentation's ``tools/test.py`` (Apache-2.0).
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from mmrsrefseg.utils.dist import setup_distributed
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) an RSRefSeg checkpoint: prints '
+        'oIoU, mIoU and Pr@0.5-0.9 of the test split.')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the file containing evaluation metrics')
+    parser.add_argument(
+        '--out',
+        type=str,
+        help='write the leaderboard JSON here: the summary (oIoU, mIoU, '
+        'Pr@X, split, protocol, checkpoint, config) and one record per '
+        'sample (ref_id, image_id, expression, I, U, IoU)')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images will be saved: image, '
+        'ground-truth overlay, prediction overlay, the expression and the '
+        "sample's IoU")
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file, e.g. '
+        'test_dataloader.dataset.data_root=data/rrsisd')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg, args):
+    """Switch the visualisation hook on for ``--show`` / ``--show-dir``."""
+    default_hooks = cfg.default_hooks
+    if 'visualization' not in default_hooks:
+        raise RuntimeError(
+            'VisualizationHook must be included in default_hooks; refer to '
+            'the configs under configs/_base_/schedules')
+    hook = default_hooks['visualization']
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        visualizer = cfg.visualizer
+        visualizer['save_dir'] = args.show_dir
+    return cfg
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    setup_distributed(cfg, args.launcher)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    cfg.load_from = args.checkpoint
+
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+
+    if args.out is not None:
+        dataset = cfg.test_dataloader.dataset
+        evaluators = cfg.test_evaluator if isinstance(
+            cfg.test_evaluator, list) else [cfg.test_evaluator]
+        for evaluator in evaluators:
+            if evaluator.get('type') == 'RefSegIoUMetric':
+                evaluator['output_file'] = args.out
+                evaluator['output_meta'] = dict(
+                    config=args.config,
+                    checkpoint=args.checkpoint,
+                    dataset=dataset.get('type'),
+                    data_root=dataset.get('data_root'),
+                    split=dataset.get('split'))
+
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
