@@ -23,7 +23,6 @@ Example::
 """
 import argparse
 import gzip
-import json
 import os
 import os.path as osp
 
@@ -80,16 +79,12 @@ def build_clip_tokenizer(out_dir: str, model_max_length: int = 77):
     vocab += [''.join(m) for m in merges]
     vocab += ['<|startoftext|>', '<|endoftext|>']
     os.makedirs(out_dir, exist_ok=True)
-    vocab_file = osp.join(out_dir, 'vocab.json')
-    merges_file = osp.join(out_dir, 'merges.txt')
-    with open(vocab_file, 'w', encoding='utf-8') as f:
-        json.dump({tok: i for i, tok in enumerate(vocab)}, f)
-    with open(merges_file, 'w', encoding='utf-8') as f:
-        f.write('#version: 0.2\n')
-        f.write('\n'.join(' '.join(m) for m in merges) + '\n')
+    # transformers 5: CLIPTokenizer(vocab=..., merges=...) (tokenizers
+    # backend); save_pretrained writes tokenizer.json, vocab.json, merges.txt
     tok = CLIPTokenizer(
-        vocab_file=vocab_file,
-        merges_file=merges_file,
+        vocab={token: i
+               for i, token in enumerate(vocab)},
+        merges=merges,
         model_max_length=model_max_length,
         bos_token='<|startoftext|>',
         eos_token='<|endoftext|>',

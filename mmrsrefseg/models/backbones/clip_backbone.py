@@ -1,5 +1,6 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
 """CLIP / SigLIP image-and-text encoder for RSRefSeg."""
+import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -17,6 +18,45 @@ _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 _SIGLIP_MEAN = (0.5, 0.5, 0.5)
 _SIGLIP_STD = (0.5, 0.5, 0.5)
+
+
+def read_hf_state_dict(path: str) -> Dict[str, Tensor]:
+    """Read the weights of an HF ``save_pretrained`` directory or hub id.
+
+    Args:
+        path (str): Local directory, or a hub id (resolved through the
+            huggingface_hub cache; downloading needs network access).
+
+    Returns:
+        dict[str, Tensor]: The stored tensors, keys as saved.
+
+    Raises:
+        FileNotFoundError: If no ``model.safetensors``,
+            ``model.safetensors.index.json`` or ``pytorch_model.bin`` exists.
+    """
+    if not osp.isdir(path):
+        from huggingface_hub import snapshot_download
+        path = snapshot_download(
+            path, allow_patterns=['*.json', '*.safetensors', '*.bin'])
+    from safetensors.torch import load_file
+    index = osp.join(path, 'model.safetensors.index.json')
+    if osp.isfile(index):
+        with open(index, encoding='utf-8') as f:
+            shards = sorted(set(json.load(f)['weight_map'].values()))
+        state = {}
+        for shard in shards:
+            state.update(load_file(osp.join(path, shard)))
+        return state
+    if osp.isfile(osp.join(path, 'model.safetensors')):
+        return load_file(osp.join(path, 'model.safetensors'))
+    if osp.isfile(osp.join(path, 'pytorch_model.bin')):
+        return torch.load(
+            osp.join(path, 'pytorch_model.bin'),
+            map_location='cpu',
+            weights_only=True)
+    raise FileNotFoundError(
+        f'No model.safetensors, model.safetensors.index.json or '
+        f'pytorch_model.bin in {path}')
 
 
 @MODELS.register_module()
@@ -140,19 +180,30 @@ class CLIPBackbone(BaseModule):
         return (n, n)
 
     def init_weights(self):
-        """Load ``pretrained`` (HF ``from_pretrained`` format) strictly.
+        """Load ``pretrained`` (HF ``save_pretrained`` format) strictly.
+
+        The weight files are read directly (``model.safetensors``, sharded
+        ``model.safetensors.index.json`` or ``pytorch_model.bin``) rather than
+        through ``from_pretrained``, which re-initialises missing weights at
+        random with only a warning. Legacy ``*.embeddings.position_ids``
+        buffers of old CLIP checkpoints are ignored (transformers ignores
+        them too).
 
         Raises:
+            FileNotFoundError: If ``pretrained`` holds no weight file.
             KeyError: If a weight is missing or unexpected (named).
             ValueError: If a weight has the wrong shape (named).
         """
         if self.pretrained is None:
             super().init_weights()
             return
-        from transformers import AutoModel
-        reference = AutoModel.from_pretrained(self.pretrained)
-        load_state_dict_strict(self.model, reference.state_dict(),
-                               self.pretrained)
+        state = read_hf_state_dict(self.pretrained)
+        state = {
+            k: v
+            for k, v in state.items()
+            if not k.endswith('embeddings.position_ids')
+        }
+        load_state_dict_strict(self.model, state, self.pretrained)
         print_log(
             f'CLIPBackbone: loaded {self.model_type} weights from '
             f'{self.pretrained}',

@@ -1,0 +1,38 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""Shared pytest fixtures: tiny real-format checkpoints and the real sample."""
+import os.path as osp
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_SAMPLE = REPO_ROOT.parent / 'shared' / 'data' / 'rrsisd_sample'
+
+
+@pytest.fixture(scope='session')
+def rrsisd_sample():
+    """Path of the real RRSIS-D sample, or skip when it is absent."""
+    if not SHARED_SAMPLE.is_dir():
+        pytest.skip(f'real RRSIS-D sample not found at {SHARED_SAMPLE} '
+                    '(../shared/data/rrsisd_sample beside the repo)')
+    return SHARED_SAMPLE
+
+
+@pytest.fixture(scope='session')
+def tiny_tools():
+    """The tools/misc/make_tiny_checkpoints.py module."""
+    import importlib.util
+    path = osp.join(REPO_ROOT, 'tools', 'misc', 'make_tiny_checkpoints.py')
+    spec = importlib.util.spec_from_file_location('make_tiny_checkpoints',
+                                                  path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def clip_tokenizer_dir(tmp_path_factory, tiny_tools):
+    """A directory with the real CLIP BPE tokenizer (49,408 entries)."""
+    out = tmp_path_factory.mktemp('clip_tokenizer')
+    tiny_tools.build_clip_tokenizer(str(out))
+    return str(out)

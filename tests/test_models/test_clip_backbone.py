@@ -1,0 +1,187 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""CLIPBackbone: parity with transformers, real loading path, padding."""
+import pytest
+import torch
+
+from mmrsrefseg.models import CLIPBackbone
+
+TINY_CLIP = dict(
+    projection_dim=24,
+    text_config=dict(
+        vocab_size=49408,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=24,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407),
+    vision_config=dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8))
+TINY_SIGLIP = dict(
+    text_config=dict(
+        vocab_size=49408,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=16),
+    vision_config=dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8))
+CONFIGS = {'clip': TINY_CLIP, 'siglip': TINY_SIGLIP}
+TEXTS = [
+    'the red vehicle on the left',
+    'A airplane at the bottom',
+    'the larger storage tank next to the white tennis court at the top',
+]
+
+
+@pytest.fixture(scope='module', params=['clip', 'siglip'])
+def saved(request, tmp_path_factory, tiny_tools):
+    """A tiny model saved with save_pretrained + the real CLIP tokenizer."""
+    out = str(tmp_path_factory.mktemp(request.param))
+    backbone = dict(model_type=request.param, config=CONFIGS[request.param])
+    model = tiny_tools.save_clip(backbone, out, seed=3)
+    return request.param, out, model.eval()
+
+
+def build(model_type, pretrained):
+    torch.manual_seed(123)  # different from the saved weights
+    bb = CLIPBackbone(
+        model_type=model_type,
+        config=CONFIGS[model_type],
+        pretrained=pretrained)
+    bb.init_weights()
+    return bb.eval()
+
+
+@torch.no_grad()
+def test_parity_with_transformers(saved):
+    model_type, path, reference = saved
+    bb = build(model_type, path)
+    images = torch.rand(2, 3, 48, 40) * 255
+    pixel_values = bb.preprocess(images)
+    assert pixel_values.shape == (2, 3, 32, 32)
+    ref_img = reference.get_image_features(
+        pixel_values=pixel_values).pooler_output
+    torch.testing.assert_close(
+        bb.image_embeds(images), ref_img, atol=1e-5, rtol=0)
+
+    tokens = bb.tokenize(TEXTS[:2])
+    ref_txt = reference.get_text_features(**(
+        tokens if model_type == 'clip' else
+        dict(input_ids=tokens['input_ids']))).pooler_output
+    out = bb(images, TEXTS[:2])
+    torch.testing.assert_close(
+        out['text_embeds'], ref_txt, atol=1e-5, rtol=0)
+    c = bb.embed_dims
+    assert out['visual_feats'].shape == (2, c, 4, 4)
+    assert out['text_feats'].shape[::2] == (2, c)
+    assert out['text_mask'].dtype == torch.bool
+    if model_type == 'clip':
+        assert out['logit_bias'] is None
+        torch.testing.assert_close(out['logit_scale'],
+                                   reference.logit_scale.exp().reshape(()))
+        # CLIP's CLS token through the same layers = the pooled embedding
+        feats = bb.encode_image(pixel_values)
+        assert feats['visual_feats'].shape == (2, c, 4, 4)
+    else:
+        assert out['text_feats'].shape[1] == 16  # SigLIP: max_length padding
+        torch.testing.assert_close(out['logit_bias'],
+                                   reference.logit_bias.reshape(()))
+
+
+@torch.no_grad()
+def test_padding_does_not_change_a_sample(saved):
+    """A batch of mixed-length expressions = each expression alone."""
+    model_type, path, _ = saved
+    bb = build(model_type, path)
+    images = torch.rand(3, 3, 32, 32) * 255
+    batch = bb(images, TEXTS)
+    lengths = batch['text_mask'].sum(1)
+    assert len(set(lengths.tolist())) == 3  # really mixed lengths
+    for i, text in enumerate(TEXTS):
+        single = bb(images[i:i + 1], [text])
+        n = int(lengths[i])
+        torch.testing.assert_close(
+            single['text_embeds'][0], batch['text_embeds'][i], atol=1e-5,
+            rtol=0)
+        real = batch['text_mask'][i]
+        torch.testing.assert_close(
+            single['text_feats'][0][single['text_mask'][0]],
+            batch['text_feats'][i][real],
+            atol=1e-5,
+            rtol=0)
+        assert int(single['text_mask'][0].sum()) == n
+
+
+def test_tokenizer_matches_openai_clip(clip_tokenizer_dir):
+    """Our HF tokenizer files reproduce OpenAI CLIP's ids (mmseg's copy)."""
+    from mmseg.utils import tokenize
+    bb = CLIPBackbone('clip', TINY_CLIP, tokenizer=clip_tokenizer_dir)
+    ids = bb.tokenize(['A airplane at the bottom'])['input_ids'][0]
+    ref = tokenize(['A airplane at the bottom'], context_length=24)[0]
+    assert ids.tolist() == ref[:len(ids)].tolist()
+    assert ids[0] == 49406 and ids[-1] == 49407
+
+
+def test_truncation_is_counted(clip_tokenizer_dir):
+    bb = CLIPBackbone(
+        'clip', TINY_CLIP, tokenizer=clip_tokenizer_dir, max_length=8)
+    out = bb.tokenize(['a very long referring expression ' * 4, 'a ship'])
+    assert out['input_ids'].shape == (2, 8)
+    assert out['input_ids'][0, -1] == 49407  # EOS kept after truncation
+    assert bb.num_truncated == 1
+
+
+def test_bad_tokenizer_and_text(clip_tokenizer_dir, monkeypatch):
+    import transformers
+
+    class TwoEntryTokenizer:  # what transformers 5 gives offline for hub ids
+
+        def __len__(self):
+            return 2
+
+    monkeypatch.setattr(transformers.AutoTokenizer, 'from_pretrained',
+                        lambda *a, **k: TwoEntryTokenizer())
+    bb = CLIPBackbone('clip', TINY_CLIP, pretrained='openai/some-hub-id')
+    with pytest.raises(ValueError, match='2 entries'):
+        bb.tokenize(['a ship'])
+    bb = CLIPBackbone('clip', TINY_CLIP)
+    with pytest.raises(ValueError, match='needs `tokenizer`'):
+        bb.tokenize(['a ship'])
+    monkeypatch.undo()
+    bb = CLIPBackbone('clip', TINY_CLIP, tokenizer=clip_tokenizer_dir)
+    with pytest.raises(ValueError, match='empty'):
+        bb.tokenize(['a ship', '  '])
+    with pytest.raises(ValueError, match='2 images but 1'):
+        bb(torch.zeros(2, 3, 32, 32), ['a ship'])
+
+
+def test_strict_loading_names_the_key(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+    model_type, path, _ = saved
+    import shutil
+    broken = tmp_path / 'broken'
+    shutil.copytree(path, broken)
+    weights = load_file(str(broken / 'model.safetensors'))
+    key = 'text_model.final_layer_norm.weight'
+    weights[key] = torch.ones(7)
+    save_file(weights, str(broken / 'model.safetensors'))
+    with pytest.raises(ValueError, match='final_layer_norm'):
+        build(model_type, str(broken))
+    del weights[key]
+    save_file(weights, str(broken / 'model.safetensors'))
+    with pytest.raises(KeyError, match='final_layer_norm'):
+        build(model_type, str(broken))

@@ -1,0 +1,116 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""SAMPromptHead: parity with segment-anything, presets, strict loading."""
+import pytest
+import torch
+
+from mmrsrefseg.models import SAMPromptHead
+from mmrsrefseg.utils.sam_import import import_segment_anything
+
+TINY = dict(
+    sam_type=None,
+    encoder_cfg=dict(
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        global_attn_indexes=(1, ),
+        window_size=4,
+        patch_size=8),
+    decoder_cfg=dict(mlp_dim=64, num_heads=2, iou_head_hidden_dim=32),
+    image_size=64,
+    prompt_channels=32)
+
+
+def official_sam(head):
+    modeling, _ = import_segment_anything()
+    return modeling.Sam(
+        image_encoder=head.image_encoder,
+        prompt_encoder=head.prompt_encoder,
+        mask_decoder=head.mask_decoder)
+
+
+@pytest.fixture(scope='module')
+def sam_file(tmp_path_factory):
+    """A tiny SAM saved with official key names (Sam.state_dict())."""
+    torch.manual_seed(7)
+    head = SAMPromptHead(**TINY)
+    sam = official_sam(head)
+    path = tmp_path_factory.mktemp('sam') / 'sam_vit_tiny.pth'
+    torch.save(sam.state_dict(), path)
+    return path, sam.eval()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('with_mask', [True, False])
+def test_parity_with_segment_anything(sam_file, with_mask):
+    path, sam = sam_file
+    torch.manual_seed(0)
+    head = SAMPromptHead(checkpoint=str(path), **TINY)
+    head.init_weights()
+    head.eval()
+    images = torch.rand(2, 3, 64, 64) * 255
+    sparse = torch.randn(2, 5, 32)
+    masks = torch.randn(2, 1, 32, 32) if with_mask else None
+    ours = head(images, sparse, masks)
+    assert ours.shape == (2, 1, 32, 32)
+    # segment-anything's own chain, image by image (Sam.forward's loop)
+    emb = sam.image_encoder(sam.preprocess(images))
+    for i in range(2):
+        sp, dense = sam.prompt_encoder(
+            points=None,
+            boxes=None,
+            masks=None if masks is None else masks[i:i + 1])
+        ref, _ = sam.mask_decoder(
+            image_embeddings=emb[i:i + 1],
+            image_pe=sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=torch.cat([sp, sparse[i:i + 1]], 1),
+            dense_prompt_embeddings=dense,
+            multimask_output=False)
+        torch.testing.assert_close(ours[i:i + 1], ref, atol=1e-5, rtol=0)
+
+
+def test_presets_equal_sam_model_registry():
+    _, build_sam = import_segment_anything()
+    ours = SAMPromptHead(sam_type='vit_b')
+    ref = build_sam.sam_model_registry['vit_b']()
+    ours_shapes = {
+        k: tuple(v.shape)
+        for k, v in ours.state_dict().items()
+        if k.split('.')[0] in ('image_encoder', 'prompt_encoder',
+                               'mask_decoder')
+    }
+    ref_shapes = {
+        k: tuple(v.shape)
+        for k, v in ref.state_dict().items()
+        if k not in ('pixel_mean', 'pixel_std')
+    }
+    assert ours_shapes == ref_shapes
+    assert ours.image_embedding_size == (64, 64)
+    assert ours.mask_prompt_size == (256, 256)
+
+
+def test_strict_loading_errors(sam_file, tmp_path):
+    path, _ = sam_file
+    state = torch.load(path, weights_only=True)
+    missing = dict(state)
+    missing.pop('mask_decoder.iou_token.weight')
+    torch.save(missing, tmp_path / 'missing.pth')
+    head = SAMPromptHead(checkpoint=str(tmp_path / 'missing.pth'), **TINY)
+    with pytest.raises(KeyError, match='mask_decoder.iou_token.weight'):
+        head.init_weights()
+    extra = dict(state, **{'image_encoder.extra.weight': torch.zeros(1)})
+    torch.save(extra, tmp_path / 'extra.pth')
+    head = SAMPromptHead(checkpoint=str(tmp_path / 'extra.pth'), **TINY)
+    with pytest.raises(KeyError, match='image_encoder.extra.weight'):
+        head.init_weights()
+    shape = dict(state)
+    shape['image_encoder.pos_embed'] = torch.zeros(1, 2, 2, 32)
+    torch.save(shape, tmp_path / 'shape.pth')
+    head = SAMPromptHead(checkpoint=str(tmp_path / 'shape.pth'), **TINY)
+    with pytest.raises(ValueError, match='image_encoder.pos_embed'):
+        head.init_weights()
+
+
+def test_wrong_input_size():
+    head = SAMPromptHead(**TINY)
+    with pytest.raises(ValueError, match='64x64'):
+        head.encode_image(torch.zeros(1, 3, 32, 32))
