@@ -1,0 +1,65 @@
+# RRSIS-D in its native layout (refs(unc).p + instances.json):
+#   data/rrsisd/rrsisd/refs(unc).p
+#   data/rrsisd/rrsisd/instances.json
+#   data/rrsisd/images/rrsisd/JPEGImages/NNNNN.jpg
+# Images are resized to 1024x1024 without keeping the aspect ratio (RSRefSeg
+# reference); the test ground truth is loaded after Resize and so stays at
+# the original resolution, where the metric is computed.
+dataset_type = 'RRSISDDataset'
+data_root = 'data/rrsisd'
+img_scale = (1024, 1024)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadRefSegAnnotations'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    dict(type='PackRefSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    dict(type='LoadRefSegAnnotations'),
+    dict(type='PackRefSegInputs')
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='rrsisd/refs(unc).p',
+        instances_file='rrsisd/instances.json',
+        data_prefix=dict(img_path='images/rrsisd/JPEGImages'),
+        split='train',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='rrsisd/refs(unc).p',
+        instances_file='rrsisd/instances.json',
+        data_prefix=dict(img_path='images/rrsisd/JPEGImages'),
+        split='val',
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='rrsisd/refs(unc).p',
+        instances_file='rrsisd/instances.json',
+        data_prefix=dict(img_path='images/rrsisd/JPEGImages'),
+        split='test',
+        test_mode=True,
+        pipeline=test_pipeline))
+val_evaluator = dict(type='RefSegIoUMetric')
+test_evaluator = val_evaluator
