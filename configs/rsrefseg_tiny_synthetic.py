@@ -71,7 +71,7 @@ default_hooks = dict(
         save_best='mIoU',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='RefSegVisualizationHook'))
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0)
 # Scalars go to TensorBoard too (work_dir/<timestamp>/vis_data); drop the
@@ -81,4 +81,6 @@ vis_backends = [
     dict(type='TensorboardVisBackend')
 ]
 visualizer = dict(
-    type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+    type='RefSegLocalVisualizer',
+    vis_backends=vis_backends,
+    name='visualizer')

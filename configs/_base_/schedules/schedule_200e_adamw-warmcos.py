@@ -40,6 +40,6 @@ default_hooks = dict(
         save_best='mIoU',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='RefSegVisualizationHook'))
 # Scale the learning rate automatically when the total batch differs.
 auto_scale_lr = dict(enable=False, base_batch_size=32)

@@ -1,0 +1,123 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""Segment the object a referring expression describes in one image.
+
+Writes an overlay picture (the image with the predicted mask in colour, its
+contour and the expression on a dark banner at the top, at the image's own
+size) and the binary mask (single-channel PNG, 0 / 255, at the image's
+size). Example::
+
+    python demo/image_demo.py \\
+        ../shared/data/rrsisd_sample/images/rrsisd/JPEGImages/11765.jpg \\
+        "A airplane at the bottom" configs/rsrefseg_tiny_synthetic.py \\
+        --checkpoint work_dirs/rsrefseg_tiny_synthetic/best_mIoU.pth \\
+        --device cpu --out-file overlay.png --out-mask mask.png
+
+Modified from mmsegmentation's ``demo/image_demo.py`` (Apache-2.0).
+"""
+import argparse
+import os.path as osp
+
+import mmcv
+import numpy as np
+from mmengine.config import Config, DictAction
+
+from mmrsrefseg.apis import RefSegInferencer
+
+
+def parse_args(argv=None):
+    """Parse the command line.
+
+    Args:
+        argv (list[str], optional): Arguments; ``sys.argv[1:]`` if None.
+
+    Returns:
+        argparse.Namespace: ``image``, ``text``, ``config``, ``checkpoint``,
+        ``device``, ``out_file``, ``out_mask``, ``opacity``,
+        ``cfg_options``.
+    """
+    parser = argparse.ArgumentParser(
+        description='Referring segmentation of one image with RSRefSeg: '
+        'writes a colour overlay of the predicted mask with the expression '
+        'written on it, and the binary mask, both at the image size.')
+    parser.add_argument(
+        'image',
+        help='input image file (any format cv2 '
+        'reads: JPEG, PNG, TIFF, ...)')
+    parser.add_argument(
+        'text',
+        help='referring expression, quoted, e.g. "the white storage tank on '
+        'the left"')
+    parser.add_argument(
+        'config', help='model config, e.g. configs/rsrefseg_vitb.py')
+    parser.add_argument(
+        '--checkpoint',
+        required=True,
+        help='trained checkpoint (.pth, from tools/train.py)')
+    parser.add_argument(
+        '--device',
+        default=None,
+        help="device, e.g. 'cpu', 'cuda' or 'cuda:1' (default: cuda when "
+        'available, else cpu)')
+    parser.add_argument(
+        '--out-file',
+        default='overlay.png',
+        help='overlay picture to write (RGB, image size: mask in colour '
+        'with the given opacity, its contour, the expression on a dark '
+        'banner at the top); default: overlay.png')
+    parser.add_argument(
+        '--out-mask',
+        default='mask.png',
+        help='binary mask to write (single-channel PNG at the image size, '
+        '255 = referred object, 0 = background); default: mask.png')
+    parser.add_argument(
+        '--opacity',
+        type=float,
+        default=0.5,
+        help='opacity of the mask colour in the overlay, in [0, 1] '
+        '(0: image only, 1: solid colour); default: 0.5')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value pairs, e.g. '
+        'model.backbone.tokenizer=checkpoints/siglip-so400m-patch14-384 '
+        '(the tokenizer directory must exist at inference)')
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.opacity <= 1.0:
+        parser.error(f'--opacity must lie in [0, 1], got {args.opacity}')
+    return args
+
+
+def main(argv=None):
+    """Run the demo; print where the files went and the mask's size.
+
+    Returns:
+        dict: ``mask`` (uint8 (H, W) in {0, 1}), ``probability`` (float32
+        (H, W) in [0, 1]) and ``overlay`` (RGB uint8 (H, W, 3)).
+    """
+    args = parse_args(argv)
+    if not osp.isfile(args.image):
+        raise FileNotFoundError(f'Image not found: {args.image!r}')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    inferencer = RefSegInferencer(
+        cfg, weights=args.checkpoint, device=args.device)
+    result = inferencer(args.image, args.text)
+    mask = result['masks'][0]
+    image = mmcv.imread(args.image, channel_order='rgb')
+    overlay = inferencer.visualizer.draw_overlay(
+        image, mask, opacity=args.opacity, text=args.text)
+    mmcv.imwrite(mmcv.rgb2bgr(overlay), args.out_file)
+    mmcv.imwrite((mask * 255).astype(np.uint8), args.out_mask)
+    h, w = mask.shape
+    print(f'"{args.text}": {int(mask.sum())} of {h * w} pixels '
+          f'({100. * mask.mean():.2f} %) segmented')
+    print(f'overlay ({w}x{h}): {args.out_file}')
+    print(f'mask ({w}x{h}, 0/255): {args.out_mask}')
+    return dict(
+        mask=mask, probability=result['probabilities'][0], overlay=overlay)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,471 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""Inference API: images + referring expressions -> binary masks."""
+import copy
+import math
+import os.path as osp
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+import mmcv
+import mmengine
+import numpy as np
+import torch
+import torch.nn as nn
+from mmcv.transforms import Compose
+from mmengine.config import Config, ConfigDict
+from mmengine.dataset import pseudo_collate
+from mmengine.infer.infer import BaseInferencer, ModelType
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
+from mmseg.registry import VISUALIZERS
+from mmseg.structures import SegDataSample
+from rich.progress import track
+
+from mmrsrefseg.visualization import RefSegLocalVisualizer
+
+ImageType = Union[str, Path, np.ndarray]
+ImagesType = Union[ImageType, Sequence[ImageType]]
+TextsType = Union[str, Sequence[str]]
+
+#: Ground-truth loaders dropped from the test pipeline at inference.
+_ANNOTATION_LOADERS = ('LoadRefSegAnnotations', 'LoadAnnotations')
+
+
+def _type_name(transform_cfg: dict) -> str:
+    t = transform_cfg['type']
+    return t if isinstance(t, str) else getattr(t, '__name__', str(t))
+
+
+class RefSegInferencer(BaseInferencer):
+    """Referring segmentation inferencer (images + expressions -> masks).
+
+    Follows mmengine's :class:`BaseInferencer` and mmseg's
+    ``MMSegInferencer`` (``mmseg/apis/mmseg_inferencer.py``, Apache-2.0):
+    the model is built from the config and the checkpoint is loaded
+    (strictly: a missing or unexpected key is an error, never a silently
+    random layer); the test pipeline is the config's
+    ``test_dataloader.dataset.pipeline`` without ground-truth loading
+    (``LoadRefSegAnnotations`` / ``LoadAnnotations``) and with
+    ``LoadImageFromFile`` replaced by mmseg's ``InferencerLoader`` (file
+    paths through ``LoadImageFromFile``, arrays through
+    ``LoadImageFromNDArray``, same keyword arguments). Each pipeline input is
+    ``dict(img_path=path, text=expression)`` or ``dict(img=bgr_array,
+    text=expression)``; the packing transform (``PackRefSegInputs``) puts
+    ``text`` into the data sample's metainfo, which the model reads.
+
+    Colour order: images given as arrays are **RGB** (what PIL, matplotlib
+    and ``mmcv.imread(..., channel_order='rgb')`` return). They are
+    converted to BGR before the pipeline, because ``LoadImageFromFile``
+    yields BGR and the config's data preprocessor converts BGR to RGB; a
+    file and the same pixels given as an RGB array therefore give the same
+    prediction.
+
+    The tokenizer of the text encoder must be readable at inference: the
+    config's ``model.backbone.tokenizer`` (or ``pretrained``) must point to
+    the tokenizer directory. Pretrained CLIP / SAM weight files named in the
+    config are not read (the checkpoint holds all weights).
+
+    Args:
+        model (str | Config | dict): Config file path or config.
+        weights (str): Checkpoint (mmengine ``.pth`` with ``state_dict``).
+        device (str, optional): ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ... .
+            Defaults to the available device.
+        scope (str): Registry scope. Defaults to 'mmseg'.
+        show_progress (bool): Show a progress bar when an input list spans
+            more than one batch. Defaults to True.
+
+    Raises:
+        FileNotFoundError: If the config or checkpoint file does not exist.
+        ValueError: If ``weights`` is None, or the test pipeline has no
+            ``LoadImageFromFile`` or does not pack ``text`` into the
+            metainfo.
+        RuntimeError: If the checkpoint does not match the model (missing /
+            unexpected keys, wrong shapes).
+
+    Examples:
+        >>> inferencer = RefSegInferencer(
+        ...     'configs/rsrefseg_tiny_synthetic.py',
+        ...     weights='work_dirs/rsrefseg_tiny_synthetic/best.pth',
+        ...     device='cpu')
+        >>> result = inferencer('demo.jpg', ['the ship on the left',
+        ...                                  'the large storage tank'])
+        >>> result['masks'][0].shape, result['masks'][0].dtype
+        ((800, 800), dtype('uint8'))
+    """
+
+    preprocess_kwargs: set = set()
+    forward_kwargs: set = set()
+    visualize_kwargs: set = {
+        'show', 'wait_time', 'img_out_dir', 'opacity', 'return_vis'
+    }
+    postprocess_kwargs: set = {'pred_out_dir'}
+
+    def __init__(self,
+                 model: Union[ModelType, str],
+                 weights: Optional[str] = None,
+                 device: Optional[str] = None,
+                 scope: str = 'mmseg',
+                 show_progress: bool = True) -> None:
+        if isinstance(model, (str, Path)):
+            model = str(model)
+            if not osp.isfile(model):
+                raise FileNotFoundError(f'Config file not found: {model!r}')
+        if weights is None:
+            raise ValueError(
+                'RefSegInferencer needs weights (an mmengine checkpoint of '
+                'the whole model); without them every layer would be random')
+        weights = str(weights)
+        if '://' not in weights and not osp.isfile(weights):
+            raise FileNotFoundError(f'Checkpoint not found: {weights!r}')
+        init_default_scope(scope)
+        super().__init__(
+            model=model,
+            weights=weights,
+            device=device,
+            scope=scope,
+            show_progress=show_progress)
+        if device == 'cpu' or not torch.cuda.is_available():
+            self.model = revert_sync_batchnorm(self.model)
+
+    # ------------------------------------------------------------ building
+    def _load_weights_to_model(
+            self, model: nn.Module, checkpoint: Optional[dict],
+            cfg: Optional[Union[Config, ConfigDict]]) -> None:
+        """Load the checkpoint strictly (all keys, all shapes).
+
+        Raises:
+            RuntimeError: On missing / unexpected keys or shape mismatches.
+        """
+        _load_checkpoint_to_model(model, checkpoint, strict=True)
+        meta = checkpoint.get('meta', {}) or {}
+        if 'dataset_meta' in meta:
+            model.dataset_meta = meta['dataset_meta']
+
+    def _init_pipeline(self, cfg: Union[Config, ConfigDict]) -> Compose:
+        """The config's test pipeline for un-annotated inputs.
+
+        Raises:
+            ValueError: If ``LoadImageFromFile`` is missing or no transform
+                packs ``text`` into the metainfo.
+        """
+        pipeline_cfg = [
+            copy.deepcopy(t) for t in cfg.test_dataloader.dataset.pipeline
+            if _type_name(t) not in _ANNOTATION_LOADERS
+        ]
+        names = [_type_name(t) for t in pipeline_cfg]
+        if 'LoadImageFromFile' not in names:
+            raise ValueError('LoadImageFromFile is not in the test pipeline '
+                             f'(test_dataloader.dataset.pipeline: {names})')
+        idx = names.index('LoadImageFromFile')
+        pipeline_cfg[idx]['type'] = 'InferencerLoader'
+        pipeline = Compose(pipeline_cfg)
+        packers = [t for t in pipeline.transforms if hasattr(t, 'meta_keys')]
+        if not any('text' in t.meta_keys for t in packers):
+            raise ValueError(
+                'The test pipeline does not pack the referring expression: '
+                "no transform has 'text' in its meta_keys (use "
+                f"PackRefSegInputs); pipeline: {names}")
+        return pipeline
+
+    def _init_collate(self, cfg: Union[Config, ConfigDict]):
+        """``test_dataloader.collate_fn`` if set, else ``pseudo_collate``."""
+        if cfg.get('test_dataloader', {}).get('collate_fn') is not None:
+            return super()._init_collate(cfg)
+        return pseudo_collate
+
+    def _init_visualizer(
+            self, cfg: Union[Config, ConfigDict]) -> RefSegLocalVisualizer:
+        """A backend-less :class:`RefSegLocalVisualizer`.
+
+        Colours and opacity come from ``cfg.visualizer`` when it is a
+        ``RefSegLocalVisualizer`` config, else the defaults.
+        """
+        vis_cfg = dict(type='RefSegLocalVisualizer')
+        cfg_vis = cfg.get('visualizer') or {}
+        if cfg_vis.get('type') == 'RefSegLocalVisualizer':
+            vis_cfg.update({
+                k: copy.deepcopy(v)
+                for k, v in cfg_vis.items()
+                if k not in ('type', 'name', 'vis_backends', 'save_dir')
+            })
+        vis_cfg['name'] = 'refseg_inferencer_' + str(
+            datetime.timestamp(datetime.now()))
+        return VISUALIZERS.build(vis_cfg)
+
+    # -------------------------------------------------------------- inputs
+    @staticmethod
+    def _check_image(image: ImageType, idx: int) -> Union[str, np.ndarray]:
+        if isinstance(image, Path):
+            image = str(image)
+        if isinstance(image, str):
+            if not osp.isfile(image):
+                raise FileNotFoundError(f'Image #{idx} not found: {image!r}')
+            return image
+        if isinstance(image, np.ndarray):
+            if image.ndim != 3 or image.shape[2] != 3 or \
+                    image.dtype != np.uint8 or min(image.shape[:2]) < 1:
+                raise ValueError(
+                    f'Image #{idx} must be an RGB uint8 array of shape (H, '
+                    f'W, 3), got {image.dtype} {image.shape}')
+            return image
+        raise TypeError(f'Image #{idx} must be a file path or an RGB uint8 '
+                        f'array, got {type(image).__name__}')
+
+    @staticmethod
+    def _check_text(text: str, idx: int) -> str:
+        if not isinstance(text, str):
+            raise TypeError(f'Referring expression #{idx} must be a str, got '
+                            f'{type(text).__name__}: {text!r}')
+        if not text.strip():
+            raise ValueError(f'Referring expression #{idx} is empty: '
+                             f'{text!r}')
+        return text
+
+    def pair_inputs(
+            self, images: ImagesType,
+            texts: TextsType) -> List[Tuple[Union[str, np.ndarray], str]]:
+        """Validate and pair images with referring expressions.
+
+        Accepted forms: one image + one expression; one image + a list of
+        expressions (each segmented on that image); a list of images + a
+        list of as many expressions (pairwise).
+
+        Args:
+            images (str | Path | np.ndarray | Sequence): Image file path(s)
+                or RGB uint8 array(s) of shape (H, W, 3).
+            texts (str | Sequence[str]): Referring expression(s).
+
+        Returns:
+            list[tuple]: ``(image, text)`` pairs, the image a path or the
+            RGB array.
+
+        Raises:
+            ValueError: For no input, an empty expression, a list of images
+                with a single str or a list of another length, or a
+                malformed array.
+            FileNotFoundError: For a missing image file.
+            TypeError: For inputs of other types.
+        """
+        single_image = isinstance(images, (str, Path, np.ndarray))
+        image_list = [images] if single_image else list(images)
+        text_list = [texts] if isinstance(texts, str) else list(texts)
+        if not image_list:
+            raise ValueError('No image given')
+        if not text_list:
+            raise ValueError('No referring expression given')
+        if single_image:
+            image_list = image_list * len(text_list)
+        elif isinstance(texts, str):
+            raise ValueError(
+                f'Got {len(image_list)} images but a single referring '
+                'expression; pass a list with one expression per image')
+        elif len(image_list) != len(text_list):
+            raise ValueError(
+                f'Got {len(image_list)} images and {len(text_list)} '
+                'referring expressions; pass one expression per image (or '
+                'a single image with several expressions)')
+        checked = {}
+        pairs = []
+        for i, (image, text) in enumerate(zip(image_list, text_list)):
+            key = id(image)
+            if key not in checked:
+                checked[key] = self._check_image(image, i)
+            pairs.append((checked[key], self._check_text(text, i)))
+        return pairs
+
+    @staticmethod
+    def _pipeline_input(pair: Tuple[Union[str, np.ndarray], str]) -> dict:
+        image, text = pair
+        if isinstance(image, str):
+            return dict(img_path=image, text=text)
+        # RGB -> BGR, as LoadImageFromFile yields (see the class docstring)
+        return dict(img=np.ascontiguousarray(image[..., ::-1]), text=text)
+
+    def preprocess(self,
+                   inputs: List[Tuple[Union[str, np.ndarray], str]],
+                   batch_size: int = 1,
+                   **kwargs) -> Iterator[dict]:
+        """Run the pipeline on ``(image, text)`` pairs and collate batches.
+
+        Args:
+            inputs (list[tuple]): From :meth:`pair_inputs`.
+            batch_size (int): Samples per batch.
+
+        Yields:
+            dict: ``inputs`` (list of (3, H, W) uint8 tensors) and
+            ``data_samples`` (list of :obj:`SegDataSample`).
+        """
+        data = map(self.pipeline, map(self._pipeline_input, inputs))
+        yield from map(self.collate_fn, self._get_chunk_data(data, batch_size))
+
+    # ---------------------------------------------------------------- call
+    def __call__(self,
+                 images: ImagesType,
+                 texts: TextsType,
+                 batch_size: int = 1,
+                 show: bool = False,
+                 wait_time: float = 0,
+                 out_dir: str = '',
+                 opacity: Optional[float] = None,
+                 return_datasamples: bool = False,
+                 return_vis: bool = False) -> dict:
+        """Segment the object each referring expression refers to.
+
+        Args:
+            images (str | Path | np.ndarray | Sequence): Image file path(s)
+                or **RGB** uint8 array(s) of shape (H, W, 3).
+            texts (str | Sequence[str]): One expression per image, or a list
+                of expressions for a single image.
+            batch_size (int): Samples per forward pass (>= 1). Results do
+                not depend on it. Defaults to 1.
+            show (bool): Display each overlay. Defaults to False.
+            wait_time (float): Display time in seconds. Defaults to 0.
+            out_dir (str): If set, write ``out_dir/vis/{stem}_{i}.png``
+                (overlay with the expression, see
+                :meth:`RefSegLocalVisualizer.draw_overlay`) and
+                ``out_dir/pred/{stem}_{i}.png`` (single-channel mask, 0 /
+                255), ``stem`` the image file stem (``array`` for arrays)
+                and ``i`` the index of the pair in this call. Defaults to
+                ''.
+            opacity (float, optional): Mask opacity in [0, 1] of the
+                overlays. Defaults to the visualiser's (0.5).
+            return_datasamples (bool): Add ``predictions``. Defaults to
+                False.
+            return_vis (bool): Add ``visualization``. Defaults to False.
+
+        Returns:
+            dict: One entry per ``(image, expression)`` pair in each list:
+
+            - ``masks`` (list[np.ndarray]): uint8 (H, W) in {0, 1} at the
+              original image size (1 = referred object, probability >
+              the head's threshold, 0.5).
+            - ``probabilities`` (list[np.ndarray]): float32 (H, W) in [0, 1].
+            - ``predictions`` (list[SegDataSample], if
+              ``return_datasamples``): with ``pred_sem_seg`` and
+              ``seg_logits`` (probabilities) of shape (1, H, W).
+            - ``visualization`` (list[np.ndarray], if ``return_vis``): RGB
+              uint8 overlays (H, W, 3).
+
+        Raises:
+            ValueError, FileNotFoundError, TypeError: See
+                :meth:`pair_inputs`; ``ValueError`` for ``batch_size`` < 1.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f'batch_size must be an int >= 1, got '
+                             f'{batch_size!r}')
+        pairs = self.pair_inputs(images, texts)
+        img_out_dir = osp.join(out_dir, 'vis') if out_dir else ''
+        pred_out_dir = osp.join(out_dir, 'pred') if out_dir else ''
+        batches = self.preprocess(pairs, batch_size=batch_size)
+        num_batches = math.ceil(len(pairs) / batch_size)
+        if self.show_progress and num_batches > 1:
+            batches = track(
+                batches, description='Inference', total=num_batches)
+        preds: List[SegDataSample] = []
+        for batch in batches:
+            preds.extend(self.forward(batch))
+        visualization = self.visualize(
+            pairs,
+            preds,
+            show=show,
+            wait_time=wait_time,
+            img_out_dir=img_out_dir,
+            opacity=opacity,
+            return_vis=return_vis)
+        results = self.postprocess(preds, visualization, return_datasamples,
+                                   pred_out_dir)
+        return results
+
+    @staticmethod
+    def _stem(image: Union[str, np.ndarray]) -> str:
+        if isinstance(image, str):
+            return osp.splitext(osp.basename(image))[0]
+        return 'array'
+
+    @staticmethod
+    def _read_rgb(image: Union[str, np.ndarray]) -> np.ndarray:
+        if isinstance(image, str):
+            return mmcv.imread(image, channel_order='rgb')
+        return image
+
+    def visualize(self,
+                  inputs: List[Tuple[Union[str, np.ndarray], str]],
+                  preds: List[SegDataSample],
+                  show: bool = False,
+                  wait_time: float = 0,
+                  img_out_dir: str = '',
+                  opacity: Optional[float] = None,
+                  return_vis: bool = False) -> Optional[List[np.ndarray]]:
+        """Draw each predicted mask with its expression on its image.
+
+        Args:
+            inputs (list[tuple]): ``(image, text)`` pairs.
+            preds (list[SegDataSample]): Predictions, same order.
+            show (bool): Display the overlays.
+            wait_time (float): Display time in seconds.
+            img_out_dir (str): Write ``{stem}_{i}.png`` here when set.
+            opacity (float, optional): Mask opacity in [0, 1].
+            return_vis (bool): Return the overlays.
+
+        Returns:
+            list[np.ndarray] | None: RGB uint8 overlays (H, W, 3) if
+            ``return_vis``.
+        """
+        if not (show or img_out_dir or return_vis):
+            return None
+        results = []
+        for i, ((image, text), pred) in enumerate(zip(inputs, preds)):
+            mask = pred.pred_sem_seg.data[0].cpu().numpy()
+            overlay = self.visualizer.draw_overlay(
+                self._read_rgb(image), mask, opacity=opacity, text=text)
+            name = f'{self._stem(image)}_{i}'
+            if show:
+                self.visualizer.show(
+                    overlay, win_name=name, wait_time=wait_time)
+            if img_out_dir:
+                mmcv.imwrite(
+                    mmcv.rgb2bgr(overlay), osp.join(img_out_dir,
+                                                    name + '.png'))
+            if return_vis:
+                results.append(overlay)
+        return results if return_vis else None
+
+    def postprocess(self,
+                    preds: List[SegDataSample],
+                    visualization: Optional[List[np.ndarray]],
+                    return_datasamples: bool = False,
+                    pred_out_dir: str = '') -> dict:
+        """Pack masks and probabilities; write mask PNGs if asked.
+
+        Args:
+            preds (list[SegDataSample]): Predictions.
+            visualization (list[np.ndarray], optional): Overlays.
+            return_datasamples (bool): Add ``predictions``.
+            pred_out_dir (str): Write ``{stem}_{i}.png`` (single channel,
+                0 / 255) here when set, ``stem`` from the sample's
+                ``img_path`` (``array`` for array inputs).
+
+        Returns:
+            dict: See :meth:`__call__`.
+        """
+        masks, probs = [], []
+        for pred in preds:
+            masks.append(pred.pred_sem_seg.data[0].cpu().numpy().astype(
+                np.uint8))
+            probs.append(pred.seg_logits.data[0].cpu().numpy().astype(
+                np.float32))
+        if pred_out_dir:
+            mmengine.mkdir_or_exist(pred_out_dir)
+            for i, (pred, mask) in enumerate(zip(preds, masks)):
+                image = pred.metainfo.get('img_path')
+                stem = self._stem(image) if image else 'array'
+                mmcv.imwrite(mask * 255,
+                             osp.join(pred_out_dir, f'{stem}_{i}.png'))
+        results = dict(masks=masks, probabilities=probs)
+        if return_datasamples:
+            results['predictions'] = list(preds)
+        if visualization is not None:
+            results['visualization'] = visualization
+        return results
