@@ -133,27 +133,32 @@ def compressed_rle_counts(counts: bytes) -> np.ndarray:
         ValueError: If a character is outside the RLE alphabet, the string
             ends inside a count, or a count is longer than 12 characters.
     """
-    chars = np.frombuffer(counts, dtype=np.uint8)
-    if chars.size == 0:
+    # uint8 arithmetic: characters below '0' wrap around to >= 208
+    c = np.frombuffer(counts, dtype=np.uint8) - np.uint8(_RLE_CHAR_MIN)
+    if c.size == 0:
         return np.zeros(0, dtype=np.int64)
-    if chars.min() < _RLE_CHAR_MIN or chars.max() > _RLE_CHAR_MAX:
+    if c.max() > _RLE_CHAR_MAX - _RLE_CHAR_MIN:
         raise ValueError('compressed RLE counts contain characters outside '
                          "'0'..'o'")
-    c = chars.astype(np.int64) - _RLE_CHAR_MIN
-    more = (c & 0x20) != 0
-    if more[-1]:
+    if c[-1] & 0x20:
         raise ValueError('compressed RLE counts end inside a count '
                          '(truncated string)')
-    ends = ~more
-    starts = np.flatnonzero(np.concatenate([[True], ends[:-1]]))
-    group = np.concatenate([[0], np.cumsum(ends)[:-1]])
-    pos = np.arange(c.size) - starts[group]
-    if pos.max() >= _RLE_MAX_CHARS_PER_COUNT:
+    # a count is a run of 5-bit groups, little-endian; 0x20 = more follow
+    last = np.flatnonzero((c & 0x20) == 0)
+    first = np.empty_like(last)
+    first[0] = 0
+    first[1:] = last[:-1] + 1
+    lengths = last - first + 1
+    if lengths.max() > _RLE_MAX_CHARS_PER_COUNT:
         raise ValueError('compressed RLE counts hold a count longer than '
                          f'{_RLE_MAX_CHARS_PER_COUNT} characters')
-    values = np.add.reduceat((c & 0x1f) << (5 * pos), starts)
-    lengths = pos[ends] + 1
-    negative = (c[ends] & 0x10) != 0
+    data = (c & 0x1f).astype(np.int64)
+    values = data[first]
+    for k in range(1, int(lengths.max())):
+        longer = lengths > k
+        values[longer] |= data[first[longer] + k] << (5 * k)
+    # sign extension from bit 0x10 of a count's last character
+    negative = (c[last] & 0x10) != 0
     values[negative] |= np.left_shift(-1, 5 * lengths[negative])
     # Counts from the 4th on are stored as a delta to the count two before.
     runs = values.copy()
@@ -326,11 +331,12 @@ def read_image_size(img_path: str, where: str) -> Tuple[int, int]:
         FileNotFoundError: If the file does not exist.
         ValueError: If PIL cannot identify the file as an image.
     """
-    if not osp.isfile(img_path):
-        raise FileNotFoundError(f'{where}: image file not found: {img_path}')
     try:
         with Image.open(img_path) as img:
             width, height = img.size
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f'{where}: image file not found: {img_path}') from err
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f'{where}: cannot read the image header of '
                          f'{img_path}: {err}') from err

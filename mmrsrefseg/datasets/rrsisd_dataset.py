@@ -1,7 +1,7 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
 """RRSIS-D in its native ``refs(unc).p`` + ``instances.json`` layout."""
 import os.path as osp
-from typing import Any, List
+from typing import Any, List, Optional
 
 import mmengine
 from mmseg.registry import DATASETS
@@ -35,10 +35,13 @@ class RRSISDDataset(BaseRefSegDataset):
     for polygons, so masks are decoded by :class:`LoadRefSegAnnotations`).
     Ids stored as strings are normalised to int. The image file name comes
     from the image record of ``instances.json``, ``ori_height`` /
-    ``ori_width`` from its ``height`` / ``width``.
+    ``ori_width`` from its ``height`` / ``width``. ``bbox`` is passed on as
+    stored: it is the DIOR-RSVG box, not the extent of the SAM-made mask
+    (real test ref 11765: bbox [148, 603, 375, 788], mask extent x 144..367,
+    y 600..783).
 
     One data sample per referring expression (``text_mode='original'``),
-    in the order of the refs file. Each refs is validated once when the
+    in the order of the refs file. Each ref is validated once when the
     dataset is built, see :class:`BaseRefSegDataset` in
     ``mmrsrefseg/datasets/_refseg_common.py`` for the checks, the
     ``skip_invalid`` counting and the size-quirk policy (RLE 800x800 on a few
@@ -91,6 +94,7 @@ class RRSISDDataset(BaseRefSegDataset):
                  **kwargs) -> None:
         self.instances_file = instances_file
         self.split = split
+        self._index: Optional[dict] = None
         super().__init__(
             ann_file=ann_file,
             data_root=data_root,
@@ -105,6 +109,20 @@ class RRSISDDataset(BaseRefSegDataset):
         if self.instances_file and not mmengine.is_abs(self.instances_file):
             self.instances_file = osp.join(self.data_root, self.instances_file)
         super()._join_prefix()
+
+    def load_data_list(self) -> List[dict]:
+        """Load, validate and expand the refs of the split.
+
+        The joined refs / instances index is dropped afterwards so that it is
+        neither kept in memory nor copied into dataloader workers.
+
+        Returns:
+            list[dict]: See :meth:`BaseRefSegDataset.load_data_list`.
+        """
+        try:
+            return super().load_data_list()
+        finally:
+            self._index = None
 
     def load_records(self) -> List[Any]:
         """Load and index the refs and instances, keep the split's refs.

@@ -62,6 +62,7 @@ def test_train_samples(native_root):
     assert [ds[i]['sent_id'] for i in range(6)] == [10, 11, 20, 30, 31, 32]
     assert [ds[i]['ref_id'] for i in range(6)] == [1, 1, 2, 3, 3, 3]
     assert ds.num_invalid == 0 and ds.num_size_mismatch == 0
+    assert ds._index is None  # the joined annotations are not kept
     assert ds.metainfo['classes'][15] == 'storagetank'
     assert len(ds.metainfo['palette']) == 20
 
