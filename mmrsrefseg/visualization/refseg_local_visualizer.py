@@ -17,8 +17,9 @@ Color = Tuple[int, int, int]
 def _text_style(width: int) -> Tuple[float, int]:
     """cv2 font scale and stroke thickness for text on a ``width`` px image.
 
-    About 36 characters fit a line of any width (scale 1.0, glyphs about
-    22 px high, at 800 px), never smaller than 0.4 (about 9 px high).
+    About 58 characters of lower-case text fit a line of any width (scale
+    1.0 at 800 px: about 13.5 px per character, capitals 27 px high),
+    never smaller than 0.4 (capitals about 11 px high).
     """
     scale = float(np.clip(width / 800., 0.4, 4.0))
     thickness = max(1, int(round(scale * 2.)))
@@ -69,7 +70,7 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
     Draws binary masks as coloured, semi-transparent overlays with an opaque
     contour, and writes the referring expression legibly (white text on a
     dark banner, wrapped to the image width, scaled with the image size:
-    about 36 characters per line). Text is drawn with cv2's Hershey font,
+    about 58 characters per line). Text is drawn with cv2's Hershey font,
     which covers ASCII only (other characters appear as ``?``).
 
     :meth:`add_datasample` renders one sample side by side: the image, the
@@ -192,7 +193,8 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
 
         Inside the mask each pixel becomes ``round((1 - opacity) * pixel +
         opacity * color)``; the mask's outer contour is drawn opaque in
-        ``color`` (about ``W / 300`` px thick). With ``text``, a banner
+        ``color`` (about ``max(H, W) / 300`` px thick; not along the image
+        border where the mask is cut off). With ``text``, a banner
         (black at 60 % opacity, white wrapped text) covers the top rows.
         Pixels outside the mask, the contour and the banner are unchanged.
 
@@ -228,10 +230,14 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                 opacity * np.asarray(color, dtype=np.float32)
             out[mask] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
             if contour:
-                contours, _ = cv2.findContours(
-                    mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                    cv2.CHAIN_APPROX_NONE)
                 thick = max(1, int(round(max(image.shape[:2]) / 300.)))
+                # Edge padding puts the contour of a mask cut by the image
+                # border outside the image: the border is no object edge.
+                contours, _ = cv2.findContours(
+                    np.pad(mask.astype(np.uint8), thick, mode='edge'),
+                    cv2.RETR_EXTERNAL,
+                    cv2.CHAIN_APPROX_NONE,
+                    offset=(-thick, -thick))
                 out = np.ascontiguousarray(out)
                 cv2.drawContours(out, contours, -1, color, thick, cv2.LINE_8)
         texts = [text] if isinstance(text, str) else list(text or [])
