@@ -93,6 +93,23 @@ def test_train_and_val_step(tiny_cfg):
                                                                   280)
 
 
+@pytest.mark.parametrize('dense,lora', [(True, False), (False, True)])
+def test_every_trainable_parameter_gets_a_gradient(tiny_cfg, dense, lora):
+    """DDP fails on trainable parameters outside the graph."""
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.neck.use_dense_prompt = dense
+    if lora:
+        cfg.lora_cfg = dict(rank=2, alpha=2, dropout=0.0)
+        cfg.neck.logit_mode = 'backbone_scale'
+    model = build(cfg)
+    inputs, samples = make_batch()
+    losses = model(inputs, samples, mode='loss')
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    unused = [n for n, p in model.named_parameters()
+              if p.requires_grad and p.grad is None]
+    assert unused == []
+
+
 @torch.no_grad()
 def test_batch_equals_single(tiny_cfg):
     """Mixed-length expressions in a batch = each sample alone."""

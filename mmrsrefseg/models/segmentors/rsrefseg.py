@@ -76,18 +76,25 @@ class RSRefSeg(EncoderDecoder):
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self._freeze_unused_prompt_encoder()
+        self._freeze_unused_parameters()
         self.lora_cfg = lora_cfg
         if lora_cfg is not None:
             self._apply_lora(lora_cfg)
         self._log_parameters()
 
-    def _freeze_unused_prompt_encoder(self):
-        """Freeze SAM prompt-encoder parts RSRefSeg never feeds.
+    def _freeze_unused_parameters(self):
+        """Freeze parameters that never reach the loss.
 
-        RSRefSeg gives no points or boxes, and either always or never a mask
-        prompt; parameters outside the graph would make DDP fail.
+        RSRefSeg gives SAM no points or boxes, and either always or never a
+        mask prompt; the neck may take the similarity scale/bias from CLIP or
+        learn its own. Parameters outside the graph would make DDP fail.
         """
+        clip = self.backbone.model
+        mode = getattr(self.neck, 'logit_mode', 'backbone')
+        if mode == 'learnable':
+            clip.logit_scale.requires_grad_(False)
+        if mode != 'backbone' and hasattr(clip, 'logit_bias'):
+            clip.logit_bias.requires_grad_(False)
         pe = self.decode_head.prompt_encoder
         pe.point_embeddings.requires_grad_(False)
         pe.not_a_point_embed.requires_grad_(False)
