@@ -7,7 +7,7 @@ configs only need
 ``custom_imports = dict(imports=['mmrsrefseg'], allow_failed_imports=False)``.
 """
 from .utils import compat  # noqa: F401,I001  (must run before checkpoints load)
-from . import datasets, engine, evaluation, models, visualization  # noqa: F401
+from . import apis, datasets, engine, evaluation, models, visualization  # noqa: F401,E501
 from .version import __version__, version_info
 
 __all__ = ['__version__', 'version_info']

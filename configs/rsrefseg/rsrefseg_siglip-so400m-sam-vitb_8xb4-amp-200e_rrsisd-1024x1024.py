@@ -15,3 +15,7 @@ custom_imports = dict(imports=['mmrsrefseg'], allow_failed_imports=False)
 model = dict(
     backbone=dict(pretrained='checkpoints/siglip-so400m-patch14-384'),
     decode_head=dict(checkpoint='checkpoints/sam_vit_b_01ec64.pth'))
+visualizer = dict(
+    type='RefSegLocalVisualizer',
+    vis_backends=[dict(type='LocalVisBackend')],
+    name='visualizer')
