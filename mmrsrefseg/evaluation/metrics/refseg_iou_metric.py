@@ -97,9 +97,9 @@ class RefSegIoUMetric(BaseMetric):
             Defaults to False.
         empty_iou (float): IoU in [0, 1] given to a sample whose union is
             empty (and oIoU when ΣU = 0). Defaults to 1.0.
-        ignore_index (int, optional): Ground-truth value excluded from
-            evaluation; None means the ground truth must be strictly 0/1.
-            Defaults to 255.
+        ignore_index (int, optional): Ground-truth value in [2, 255]
+            excluded from evaluation; None means the ground truth must be
+            strictly 0/1. Defaults to 255.
         output_file (str, optional): When set, rank 0 writes a JSON file
             ``{**output_meta, "summary": {<metrics>, "num_samples",
             "protocol", "pr_rule", "empty_iou"}, "samples": [{"ref_id",
@@ -154,9 +154,9 @@ class RefSegIoUMetric(BaseMetric):
                              f'got {empty_iou}')
         self.empty_iou = float(empty_iou)
         if ignore_index is not None and (not isinstance(
-                ignore_index, Integral) or ignore_index in (0, 1)):
+                ignore_index, Integral) or not 2 <= ignore_index <= 255):
             raise ValueError('RefSegIoUMetric: ignore_index must be None or '
-                             f'an int other than 0 and 1, got {ignore_index}')
+                             f'an int in [2, 255], got {ignore_index}')
         self.ignore_index = ignore_index
         self.output_file = output_file
         self.output_meta = dict(output_meta or {})
@@ -241,50 +241,98 @@ class RefSegIoUMetric(BaseMetric):
             raise ValueError(f'RefSegIoUMetric: sample {where}: gt_sem_seg '
                              f'must be an integer/bool mask, got {gt.dtype}')
         gt = gt.to(pred.device)
-
-        # Every reduction stays on the device; the counts come back in one
-        # transfer and are validated afterwards. Value checks without a pass
-        # per value: the number of non-zero ground-truth pixels must equal
-        # #(gt == 1) + #(gt == ignore_index), and a prediction within [0, 1]
-        # whose sum equals its non-zero count holds only 0 and 1.
-        p = pred if pred.dtype == torch.bool else pred.bool()
-        g = gt == 1
-        ign = None if self.ignore_index is None else gt == self.ignore_index
-        stats = [torch.count_nonzero(gt), torch.count_nonzero(g)]
-        stats.append(stats[-1] if ign is None else torch.count_nonzero(ign))
-        if pred.dtype != torch.bool:
-            stats += list(torch.aminmax(pred))
-            stats += [pred.sum(dtype=torch.float64), torch.count_nonzero(pred)]
-        if self.eval_size is not None:
-            p, g, ign = self._resize(p, g, ign)
-        if ign is not None:
-            p = p & ~ign  # gt == 1 already excludes ignored pixels
-        stats += [
-            torch.count_nonzero(p & g),
-            torch.count_nonzero(p),
-            torch.count_nonzero(g)
-        ]
-        stats = torch.stack([s.double() for s in stats]).tolist()
-        nonzero, n_one, n_ign = stats[:3]
-        if ign is None:
-            n_ign = 0
-        inter, p_area, g_area = stats[-3:]
-        if nonzero != n_one + n_ign:
+        stats = self._pixel_counts(pred, gt)
+        numel = gt.numel()
+        if 'gt_min' in stats and (stats['gt_min'] < 0
+                                  or stats['gt_max'] > 255):
+            raise ValueError(
+                f'RefSegIoUMetric: sample {where}: gt_sem_seg must hold only '
+                f'0, 1 and ignore_index={self.ignore_index}, got values in '
+                f'[{stats["gt_min"]}, {stats["gt_max"]}]')
+        if stats['gt_one'] + stats['gt_zero'] + stats['gt_ign'] != numel:
             raise ValueError(
                 f'RefSegIoUMetric: sample {where}: gt_sem_seg must hold only '
                 f'0, 1 and ignore_index={self.ignore_index}, got values '
                 f'{torch.unique(gt).tolist()[:10]}')
-        if pred.dtype != torch.bool:
-            lo, hi, total, nnz = stats[3:7]
-            if lo < 0 or hi > 1 or total != nnz:
-                raise ValueError(
-                    f'RefSegIoUMetric: sample {where}: pred_sem_seg must be a '
-                    f'binary 0/1 mask, got values in [{lo}, {hi}] that are '
-                    'not all 0 or 1 (threshold the logits first)')
+        if 'pred_min' in stats and (
+                stats['pred_min'] < 0 or stats['pred_max'] > 1
+                or stats.get('pred_sum', 0) != stats.get('pred_count', 0)):
+            raise ValueError(
+                f'RefSegIoUMetric: sample {where}: pred_sem_seg must be a '
+                f'binary 0/1 mask, got values in [{stats["pred_min"]}, '
+                f'{stats["pred_max"]}] that are not all 0 or 1 (threshold '
+                'the logits first)')
+        inter, p_area, g_area = stats['inter'], stats['pred'], stats['gt']
         record = {k: _to_builtin(data_sample[k]) for k in _ID_KEYS}
         record['intersection'] = int(inter)
         record['union'] = int(p_area + g_area - inter)
         return record
+
+    def _pixel_counts(self, pred: Tensor, gt: Tensor) -> Dict[str, float]:
+        """Pixel counts of one sample, computed on the masks' device.
+
+        All reductions come back in one transfer; :meth:`_process_one`
+        validates them afterwards. Values are checked without a comparison
+        pass per value: the ground truth (range-checked, then cast to
+        uint8) must split into #0 + #1 + #ignore = H*W pixels, and a
+        prediction within [0, 1] whose sum equals its non-zero count holds
+        only 0 and 1. Comparisons are written as uint8 bitwise ops
+        (``logical_not(x ^ v)`` is ``x == v``), which vectorise on CPU where
+        ``==`` on int64 does not (about 10x faster, torch 2.13).
+
+        Args:
+            pred (Tensor): Prediction of shape (H, W), any dtype.
+            gt (Tensor): Ground truth of shape (H, W), integer or bool.
+
+        Returns:
+            dict[str, float]: ``inter``, ``pred``, ``gt`` (I, |pred|, |gt|
+            after ignore masking and resizing) and the validation counts
+            ``gt_one``, ``gt_zero``, ``gt_ign`` and, depending on dtypes,
+            ``gt_min``, ``gt_max``, ``pred_min``, ``pred_max``,
+            ``pred_sum``, ``pred_count``.
+        """
+        # float32 sums of 0/1 are exact below 2**24 pixels (and fast)
+        acc = torch.float32 if gt.numel() < 2**24 else torch.float64
+
+        def count(mask: Tensor) -> Tensor:
+            return mask.view(torch.uint8).sum(dtype=acc)
+
+        stats: Dict[str, Tensor] = {}
+        if gt.dtype == torch.bool:
+            gt8 = gt.view(torch.uint8)
+        elif gt.dtype == torch.uint8:
+            gt8 = gt
+        else:  # the uint8 cast must not wrap (e.g. 256 -> 0)
+            stats['gt_min'], stats['gt_max'] = torch.aminmax(gt)
+            gt8 = gt.to(torch.uint8)
+        g = torch.logical_not(gt8 ^ 1)
+        stats['gt_one'] = count(g)
+        stats['gt_zero'] = count(torch.logical_not(gt8))
+        ign = None
+        if self.ignore_index is not None:
+            ign = torch.logical_not(gt8 ^ self.ignore_index)
+            stats['gt_ign'] = count(ign)
+        else:
+            stats['gt_ign'] = torch.zeros((), dtype=acc, device=gt.device)
+
+        p = pred if pred.dtype == torch.bool else pred.bool()
+        if pred.dtype != torch.bool:
+            stats['pred_min'], stats['pred_max'] = torch.aminmax(pred)
+            if pred.dtype.is_floating_point:
+                stats['pred_sum'] = pred.sum(dtype=acc)
+                stats['pred_count'] = count(p)
+
+        if self.eval_size is not None:
+            p, g, ign = self._resize(p, g, ign)
+            stats['gt'] = count(g)
+        else:
+            stats['gt'] = stats['gt_one']
+        if ign is not None:
+            p = p & ~ign  # g (gt == 1) already excludes ignored pixels
+        stats['inter'] = count(p & g)
+        stats['pred'] = count(p)
+        values = torch.stack([v.to(acc) for v in stats.values()]).tolist()
+        return dict(zip(stats, values))
 
     def _resize(
             self, pred: Tensor, gt: Tensor, ignore: Optional[Tensor]

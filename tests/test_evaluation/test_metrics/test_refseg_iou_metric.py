@@ -312,14 +312,18 @@ def test_through_evaluator_and_registry():
     assert evaluator.evaluate(1)['oIoU'] == 33.33
 
 
-@pytest.mark.parametrize('change,match', [
-    (dict(pred_shape=(4, 5)), 'prediction shape'),
-    (dict(pred_value=0.5), 'binary 0/1'),
-    (dict(pred_value=2), 'binary 0/1'),
-    (dict(gt_value=2), 'only'),
-    (dict(gt_value=-1), 'only'),
-    (dict(ori_shape=(8, 8)), 'original resolution'),
-])
+@pytest.mark.parametrize(
+    'change,match',
+    [
+        (dict(pred_shape=(4, 5)), 'prediction shape'),
+        (dict(pred_value=0.5), 'binary 0/1'),
+        (dict(pred_value=2), 'binary 0/1'),
+        (dict(gt_value=2), 'only'),
+        (dict(gt_value=-1), 'only'),
+        (dict(gt_value=256), 'only'),  # would wrap to 0 in a uint8 cast
+        (dict(gt_value=255 + 2**8), 'only'),  # would wrap to 255 (ignore)
+        (dict(ori_shape=(8, 8)), 'original resolution'),
+    ])
 def test_bad_input_raises(change, match):
     pred = rect(4, 4, 0, 2, 0, 2).astype(np.float32)
     gt = rect(4, 4, 1, 3, 0, 2)
@@ -350,7 +354,8 @@ def test_missing_key_and_bad_args():
             dict(eval_size=(0, 480)),
             dict(empty_iou=1.5),
             dict(pr_thresholds=(0.5, 1.2)),
-            dict(ignore_index=1)
+            dict(ignore_index=1),
+            dict(ignore_index=-1)
     ]:
         with pytest.raises(ValueError):
             RefSegIoUMetric(**kwargs)
@@ -364,6 +369,14 @@ def test_bool_and_uint8_masks():
     sample['gt_sem_seg']['data'] = gt
     _, recs = run_metric([sample])
     assert (recs[0]['intersection'], recs[0]['union']) == (2, 6)
+    # int64 prediction, bool ground truth
+    sample['pred_sem_seg']['data'] = pred.long()
+    sample['gt_sem_seg']['data'] = gt.bool()
+    _, recs = run_metric([sample])
+    assert (recs[0]['intersection'], recs[0]['union']) == (2, 6)
+    sample['pred_sem_seg']['data'] = pred.long() * 2
+    with pytest.raises(ValueError, match='binary'):
+        run_metric([sample])
 
 
 # ---------------------------------------------------------------- distributed
