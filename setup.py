@@ -2,7 +2,6 @@
 """Packaging for mmrsrefseg, following mmsegmentation's ``setup.py``."""
 import os.path as osp
 import re
-
 from setuptools import find_packages, setup
 
 

@@ -5,9 +5,13 @@ Importing this package registers every public class into mmseg's registries
 (``mmseg.registry.{MODELS,DATASETS,TRANSFORMS,METRICS,HOOKS,VISUALIZERS}``), so
 configs only need
 ``custom_imports = dict(imports=['mmrsrefseg'], allow_failed_imports=False)``.
+It also allow-lists what mmengine checkpoints pickle for torch >= 2.6
+(``mmrsrefseg.utils.compat``), before any checkpoint is loaded.
 """
-from .utils import compat  # noqa: F401,I001  (must run before checkpoints load)
-from . import apis, datasets, engine, evaluation, models, visualization  # noqa: F401,E501
+from . import apis, datasets, engine, evaluation, models, utils, visualization
 from .version import __version__, version_info
 
-__all__ = ['__version__', 'version_info']
+__all__ = [
+    '__version__', 'version_info', 'apis', 'datasets', 'engine', 'evaluation',
+    'models', 'utils', 'visualization'
+]

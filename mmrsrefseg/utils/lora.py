@@ -59,8 +59,8 @@ def inject_lora(module: nn.Module,
         r=rank,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=target_modules if isinstance(target_modules, str) else
-        list(target_modules),
+        target_modules=target_modules
+        if isinstance(target_modules, str) else list(target_modules),
         bias='none')
     inject_adapter_in_model(config, module)
     for name, p in module.named_parameters():
@@ -69,7 +69,7 @@ def inject_lora(module: nn.Module,
 
 
 def load_state_dict_strict(module: nn.Module, state_dict: Dict[str,
-                                                                torch.Tensor],
+                                                               torch.Tensor],
                            source: str) -> None:
     """Load an official checkpoint strictly, also into a LoRA-wrapped model.
 

@@ -79,12 +79,11 @@ def test_parity_with_transformers(saved):
         bb.image_embeds(images), ref_img, atol=1e-5, rtol=0)
 
     tokens = bb.tokenize(TEXTS[:2])
-    ref_txt = reference.get_text_features(**(
-        tokens if model_type == 'clip' else
-        dict(input_ids=tokens['input_ids']))).pooler_output
+    ref_txt = reference.get_text_features(
+        **(tokens if model_type == 'clip' else dict(
+            input_ids=tokens['input_ids']))).pooler_output
     out = bb(images, TEXTS[:2])
-    torch.testing.assert_close(
-        out['text_embeds'], ref_txt, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out['text_embeds'], ref_txt, atol=1e-5, rtol=0)
     c = bb.embed_dims
     assert out['visual_feats'].shape == (2, c, 4, 4)
     assert out['text_feats'].shape[::2] == (2, c)
@@ -115,7 +114,9 @@ def test_padding_does_not_change_a_sample(saved):
         single = bb(images[i:i + 1], [text])
         n = int(lengths[i])
         torch.testing.assert_close(
-            single['text_embeds'][0], batch['text_embeds'][i], atol=1e-5,
+            single['text_embeds'][0],
+            batch['text_embeds'][i],
+            atol=1e-5,
             rtol=0)
         real = batch['text_mask'][i]
         torch.testing.assert_close(

@@ -15,8 +15,10 @@ from mmseg.utils import register_all_modules
 import mmrsrefseg  # noqa: F401
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TEXTS = ['the red vehicle on the left', 'the larger storage tank',
-         'A airplane at the bottom']
+TEXTS = [
+    'the red vehicle on the left', 'the larger storage tank',
+    'A airplane at the bottom'
+]
 
 
 @pytest.fixture(scope='module')
@@ -60,7 +62,8 @@ def test_modes(tiny_cfg):
     inputs, samples = make_batch()
     losses = model(inputs, samples, mode='loss')
     assert set(losses) == {
-        'decode.loss_bce', 'decode.loss_dice', 'decode.acc_seg'}
+        'decode.loss_bce', 'decode.loss_dice', 'decode.acc_seg'
+    }
     assert all(torch.isfinite(v) for v in losses.values())
     logits = model(inputs, samples, mode='tensor')
     assert logits.shape == (2, 1, 64, 64)  # 4 x (256 / 16)
@@ -71,8 +74,8 @@ def test_modes(tiny_cfg):
     assert set(preds[0].pred_sem_seg.data.unique().tolist()) <= {0., 1.}
     probs = preds[0].seg_logits.data
     assert probs.min() >= 0 and probs.max() <= 1
-    torch.testing.assert_close(preds[0].pred_sem_seg.data,
-                               (probs > 0.5).float())
+    torch.testing.assert_close(preds[0].pred_sem_seg.data, (probs
+                                                            > 0.5).float())
     with pytest.raises(KeyError, match='text'):
         bad = [SegDataSample(metainfo=dict(img_shape=(256, 256)))] * 2
         model(inputs, bad, mode='tensor')
@@ -80,17 +83,17 @@ def test_modes(tiny_cfg):
 
 def test_train_and_val_step(tiny_cfg):
     model = build(tiny_cfg)
-    optim = build_optim_wrapper(
-        model, dict(optimizer=dict(type='AdamW', lr=1e-3)))
+    optim = build_optim_wrapper(model,
+                                dict(optimizer=dict(type='AdamW', lr=1e-3)))
     inputs, samples = make_batch()
     data = dict(inputs=list(inputs.to(torch.uint8)), data_samples=samples)
     log_vars = model.train_step(data, optim)
     assert 'loss' in log_vars and torch.isfinite(log_vars['loss'])
     outs = model.val_step(
-        dict(inputs=list(inputs.to(torch.uint8)),
-             data_samples=copy.deepcopy(samples)))
-    assert len(outs) == 2 and outs[0].pred_sem_seg.data.shape == (1, 300,
-                                                                  280)
+        dict(
+            inputs=list(inputs.to(torch.uint8)),
+            data_samples=copy.deepcopy(samples)))
+    assert len(outs) == 2 and outs[0].pred_sem_seg.data.shape == (1, 300, 280)
 
 
 @pytest.mark.parametrize('dense,lora', [(True, False), (False, True)])
@@ -105,8 +108,10 @@ def test_every_trainable_parameter_gets_a_gradient(tiny_cfg, dense, lora):
     inputs, samples = make_batch()
     losses = model(inputs, samples, mode='loss')
     sum(v for k, v in losses.items() if 'loss' in k).backward()
-    unused = [n for n, p in model.named_parameters()
-              if p.requires_grad and p.grad is None]
+    unused = [
+        n for n, p in model.named_parameters()
+        if p.requires_grad and p.grad is None
+    ]
     assert unused == []
 
 
@@ -118,8 +123,7 @@ def test_batch_equals_single(tiny_cfg):
     batch = model(inputs, samples, mode='tensor')
     for i in range(3):
         single = model(inputs[i:i + 1], samples[i:i + 1], mode='tensor')
-        torch.testing.assert_close(single, batch[i:i + 1], atol=1e-5,
-                                   rtol=0)
+        torch.testing.assert_close(single, batch[i:i + 1], atol=1e-5, rtol=0)
 
 
 def test_lora_trains_only_intended_parameters(tiny_cfg):
@@ -137,13 +141,15 @@ def test_lora_trains_only_intended_parameters(tiny_cfg):
     assert not any('patch_embed' in n for n in lora)
     assert any(n.startswith('decode_head.mask_decoder.') for n in trainable)
     assert not any('iou_prediction_head' in n for n in trainable)
-    frozen = [p for n, p in model.named_parameters()
-              if n.startswith('backbone.') and 'lora_' not in n]
+    frozen = [
+        p for n, p in model.named_parameters()
+        if n.startswith('backbone.') and 'lora_' not in n
+    ]
     assert frozen and not any(p.requires_grad for p in frozen)
 
     inputs, samples = make_batch()
-    optim = torch.optim.SGD([p for p in model.parameters()
-                             if p.requires_grad], lr=0.1)
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
+                            lr=0.1)
     for _ in range(2):  # lora_B starts at 0, so lora_A gets grads at step 2
         optim.zero_grad()
         loss = sum(v for k, v in model(inputs, samples, mode='loss').items()

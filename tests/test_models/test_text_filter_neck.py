@@ -28,8 +28,9 @@ def reference_activation_features(f):
     for i in range(f['visual_feats'].shape[0]):
         v = f['visual_feats'][i]  # (C, h, w)
         acc = torch.zeros_like(v)
-        tokens = [t for t in range(f['text_feats'].shape[1])
-                  if f['text_mask'][i, t]]
+        tokens = [
+            t for t in range(f['text_feats'].shape[1]) if f['text_mask'][i, t]
+        ]
         for t in tokens:
             cos = F.cosine_similarity(
                 v, f['text_feats'][i, t][:, None, None], dim=0)
@@ -50,8 +51,7 @@ def test_activation_matches_paper_formulas():
     ref_feats, ref_z = reference_activation_features(f)
     torch.testing.assert_close(
         act['activation_features'], ref_feats, atol=1e-5, rtol=0)
-    torch.testing.assert_close(act['global_logits'], ref_z, atol=1e-5,
-                               rtol=0)
+    torch.testing.assert_close(act['global_logits'], ref_z, atol=1e-5, rtol=0)
     assert act['local_activation'].shape == (2, 5, 27, 27)
     # padding tokens carry no activation
     assert act['local_activation'][1, 3:].abs().max() == 0
@@ -74,7 +74,9 @@ def test_prompt_shapes_and_switches():
     f = feats()
     pos = torch.randn(8, 27, 27)
     neck = TextFilterNeck(
-        in_channels=16, prompt_channels=8, num_downsample=2,
+        in_channels=16,
+        prompt_channels=8,
+        num_downsample=2,
         mask_prompt_size=(256, 256))
     out = neck(f, pos)
     assert out['sparse_embeddings'].shape == (2, 49, 8)  # 27 -> 14 -> 7
@@ -83,7 +85,9 @@ def test_prompt_shapes_and_switches():
     z = neck.activations(f)['global_logits']
     assert abs(out['mask_prompt'].mean() - z.mean()) < 0.05
     neck = TextFilterNeck(
-        in_channels=16, prompt_channels=8, num_downsample=1,
+        in_channels=16,
+        prompt_channels=8,
+        num_downsample=1,
         use_dense_prompt=False)
     out = neck(f, pos)
     assert out['sparse_embeddings'].shape == (2, 196, 8)  # 27 -> 14
@@ -97,7 +101,9 @@ def test_logit_modes():
     with pytest.raises(ValueError, match='backbone_scale'):
         TextFilterNeck(in_channels=16, prompt_channels=8).activations(f)
     neck = TextFilterNeck(
-        in_channels=16, prompt_channels=8, logit_mode='backbone_scale',
+        in_channels=16,
+        prompt_channels=8,
+        logit_mode='backbone_scale',
         logit_bias_init=-1.5)
     ref, _ = reference_activation_features(feats(bias=-1.5))
     torch.testing.assert_close(
@@ -105,8 +111,11 @@ def test_logit_modes():
     assert [n for n, _ in neck.named_parameters()
             if 'logit' in n] == ['logit_bias']
     neck = TextFilterNeck(
-        in_channels=16, prompt_channels=8, logit_mode='learnable',
-        logit_scale_init=3.0, logit_bias_init=-1.5)
+        in_channels=16,
+        prompt_channels=8,
+        logit_mode='learnable',
+        logit_scale_init=3.0,
+        logit_bias_init=-1.5)
     torch.testing.assert_close(
         neck.activations(f)['activation_features'], ref, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match='logit_mode'):

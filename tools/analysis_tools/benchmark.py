@@ -2,10 +2,10 @@
 """Training and inference throughput and peak memory of a config's model.
 
 Random weights (nothing is read or downloaded), random RGB images at the
-config's SAM input size and random token ids of realistic lengths. Prints a table of
-images/s for a forward+backward+optimizer step and for inference, and the
-peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the process's
-peak resident set size).
+config's SAM input size and random token ids of realistic lengths. Prints a
+table of images/s for a forward+backward+optimizer step and for inference,
+and the peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the
+process's peak resident set size).
 
 Example::
 
@@ -65,8 +65,8 @@ def parse_args():
 
 
 def make_batch(batch_size, size, device):
-    inputs = torch.randint(0, 256, (batch_size, 3, size, size),
-                           device=device).float()
+    inputs = torch.randint(
+        0, 256, (batch_size, 3, size, size), device=device).float()
     samples = []
     for i in range(batch_size):
         s = SegDataSample(
@@ -146,8 +146,8 @@ def main():
                      peak_memory_gib(args.device)))
     model.eval()
     t = timed(infer_step, args.warmup, args.iters, args.device, 'inference')
-    rows.append(('inference', args.batch_size / t, t,
-                 peak_memory_gib(args.device)))
+    rows.append(
+        ('inference', args.batch_size / t, t, peak_memory_gib(args.device)))
     name = torch.cuda.get_device_name() if device_type == 'cuda' else (
         f'CPU ({torch.get_num_threads()} threads)')
     print(f'{args.config}: {name}, batch {args.batch_size}, {size}x{size}, '

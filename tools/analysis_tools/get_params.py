@@ -48,8 +48,8 @@ def component_rows(model):
     total, trainable = count_parameters(model)
     seen = {id(p) for _, m in parts for p in m.parameters()}
     rest = [p for p in model.parameters() if id(p) not in seen]
-    yield ('other (projections, logit scale/bias)',
-           sum(p.numel() for p in rest),
+    yield ('other (projections, logit scale/bias)', sum(p.numel()
+                                                        for p in rest),
            sum(p.numel() for p in rest if p.requires_grad))
     yield 'total', total, trainable
 

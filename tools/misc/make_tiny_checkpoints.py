@@ -19,7 +19,8 @@ same ``init_weights`` path as real checkpoints.
 
 Example::
 
-    python tools/misc/make_tiny_checkpoints.py configs/rsrefseg_tiny_synthetic.py
+    python tools/misc/make_tiny_checkpoints.py \
+        configs/rsrefseg_tiny_synthetic.py
 """
 import argparse
 import gzip
@@ -82,8 +83,10 @@ def build_clip_tokenizer(out_dir: str, model_max_length: int = 77):
     # transformers 5: CLIPTokenizer(vocab=..., merges=...) (tokenizers
     # backend); save_pretrained writes tokenizer.json, vocab.json, merges.txt
     tok = CLIPTokenizer(
-        vocab={token: i
-               for i, token in enumerate(vocab)},
+        vocab={
+            token: i
+            for i, token in enumerate(vocab)
+        },
         merges=merges,
         model_max_length=model_max_length,
         bos_token='<|startoftext|>',
@@ -107,8 +110,8 @@ def save_clip(backbone_cfg: dict, out_dir: str, seed: int):
     else:
         model = SiglipModel(SiglipConfig(**backbone_cfg['config']))
     model.save_pretrained(out_dir)
-    build_clip_tokenizer(
-        out_dir, model.config.text_config.max_position_embeddings)
+    build_clip_tokenizer(out_dir,
+                         model.config.text_config.max_position_embeddings)
     return model
 
 

@@ -127,8 +127,8 @@ class CLIPBackbone(BaseModule):
                  max_length: Optional[int] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        from transformers import CLIPConfig, CLIPModel, SiglipConfig
-        from transformers import SiglipModel
+        from transformers import (CLIPConfig, CLIPModel, SiglipConfig,
+                                  SiglipModel)
         if model_type == 'clip':
             self.model = CLIPModel(CLIPConfig(**config))
             mean, std = _CLIP_MEAN, _CLIP_STD
@@ -375,8 +375,7 @@ class CLIPBackbone(BaseModule):
         pixel_values = self.preprocess(images)
         if self.model_type == 'clip':
             return self.encode_image(pixel_values)['image_embeds']
-        return self.model.vision_model(
-            pixel_values=pixel_values).pooler_output
+        return self.model.vision_model(pixel_values=pixel_values).pooler_output
 
     def logit_scale_bias(self):
         """Return ``(scale, bias)``: the similarity temperature and offset.

@@ -1,5 +1,5 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""SAM image encoder + prompt encoder + mask decoder as an mmseg decode head."""
+"""SAM image encoder, prompt encoder and mask decoder as a decode head."""
 from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -19,8 +19,11 @@ from mmrsrefseg.utils.sam_import import import_segment_anything
 # Identical to segment_anything.build_sam.build_sam_vit_{b,l,h}.
 SAM_PRESETS = {
     'vit_b':
-    dict(embed_dim=768, depth=12, num_heads=12,
-         global_attn_indexes=(2, 5, 8, 11)),
+    dict(
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        global_attn_indexes=(2, 5, 8, 11)),
     'vit_l':
     dict(
         embed_dim=1024,
@@ -259,9 +262,11 @@ class SAMPromptHead(BaseDecodeHead):
         sparse_pe, dense = self.prompt_encoder(
             points=None, boxes=None, masks=mask_prompt)
         b = image_embeddings.shape[0]
-        sparse = torch.cat(
-            [sparse_pe.expand(b, -1, -1).to(sparse_embeddings),
-             sparse_embeddings], dim=1)
+        sparse = torch.cat([
+            sparse_pe.expand(b, -1, -1).to(sparse_embeddings),
+            sparse_embeddings
+        ],
+                           dim=1)
         dense = dense.expand(b, -1, -1, -1)
         image_pe = self.prompt_encoder.get_dense_pe()
         # SAM's MaskDecoder repeats the image embeddings once per prompt set

@@ -134,9 +134,8 @@ class RSRefSeg(EncoderDecoder):
             rows.append(f'{name}: {total / 1e6:.2f} M total, '
                         f'{trainable / 1e6:.2f} M trainable')
         total, trainable = count_parameters(self)
-        rows.append(
-            f'all: {total / 1e6:.2f} M total, {trainable / 1e6:.2f} M '
-            'trainable')
+        rows.append(f'all: {total / 1e6:.2f} M total, {trainable / 1e6:.2f} M '
+                    'trainable')
         print_log('RSRefSeg parameters: ' + '; '.join(rows), logger='current')
 
     @staticmethod
