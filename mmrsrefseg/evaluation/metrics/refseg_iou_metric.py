@@ -64,9 +64,9 @@ class RefSegIoUMetric(BaseMetric):
 
     Pr@X rule: by default a sample counts when ``IoU >= X`` (LAVT / RMSIN);
     ``strict_pr=True`` counts ``IoU > X`` (the RSRefSeg reference code).
-    IoUs are exact float64 ratios of integers, so a sample with I = 1,
-    U = 2 has IoU exactly 0.5 and counts for Pr@0.5 only when
-    ``strict_pr=False``.
+    A sample's IoU is one correctly rounded float64 division of two
+    integers, so I = 1, U = 2 gives exactly 0.5 (and 3 / 5 == 0.6): such a
+    sample counts for Pr@0.5 only when ``strict_pr=False``.
 
     Empty union (U = 0: an empty prediction on an empty / fully ignored
     ground truth): its IoU is ``empty_iou``. The default 1.0 scores a
