@@ -28,7 +28,7 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 import mmrsrefseg  # noqa: F401  (registers the modules)
 from mmrsrefseg.utils.sam_import import import_segment_anything
@@ -142,6 +142,12 @@ def parse_args():
     parser.add_argument(
         '--seed', type=int, default=0, help='random seed (default 0)')
     parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. model.backbone.pretrained=DIR '
+        'model.decode_head.checkpoint=FILE to write elsewhere')
+    parser.add_argument(
         '--force',
         action='store_true',
         help='overwrite existing checkpoints (default: keep them)')
@@ -151,6 +157,8 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     backbone, head = cfg.model.backbone, cfg.model.decode_head
     clip_dir, sam_file = backbone.get('pretrained'), head.get('checkpoint')
     if not clip_dir or not sam_file:
