@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, on any machine (CPU is enough):
 #   1. install what is missing (tools/install.sh),
-#   2. write the synthetic RRSIS-D (native layout) and tiny checkpoints,
+#   2. write the synthetic RRSIS-D (native layout) and tiny checkpoints, and
+#      pretrain the tiny CLIP for image-text alignment on the train split
+#      (the role of CLIP's own pretraining; see tools/misc/pretrain_tiny_clip.py),
 #   3. train RSRefSeg with 2 processes: tools/dist_train.sh CONFIG 2,
 #   4. test the best checkpoint on the synthetic test split and on the
 #      control split (each expression swapped for another object's), and
@@ -23,6 +25,7 @@ if [ ! -f "$DATA_ROOT/rrsisd/refs(unc).p" ]; then
   "$PY" tools/dataset_converters/make_synthetic_rrsisd.py "$DATA_ROOT"
 fi
 "$PY" tools/misc/make_tiny_checkpoints.py "$CONFIG"
+"$PY" tools/misc/pretrain_tiny_clip.py "$CONFIG" "$DATA_ROOT"
 
 bash tools/dist_train.sh "$CONFIG" "$GPUS" --work-dir "$WORK_DIR" \
   --cfg-options train_dataloader.dataset.data_root="$DATA_ROOT" \

@@ -68,8 +68,7 @@ def job(tmp_path_factory):
         'val_dataloader.num_workers=0',
         'val_dataloader.persistent_workers=False',
         'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False',
-        'visualizer.vis_backends=[dict(type="LocalVisBackend")]'
+        'test_dataloader.persistent_workers=False'
     ]
     return dict(root=root, data=data, options=options)
 

@@ -110,6 +110,10 @@ def save_clip(backbone_cfg: dict, out_dir: str, seed: int):
     else:
         model = SiglipModel(SiglipConfig(**backbone_cfg['config']))
     model.save_pretrained(out_dir)
+    # fresh random weights: drop a pretrain_tiny_clip.py record if present
+    marker = osp.join(out_dir, 'mmrsrefseg_pretraining.json')
+    if osp.exists(marker):
+        os.remove(marker)
     build_clip_tokenizer(out_dir,
                          model.config.text_config.max_position_embeddings)
     return model
