@@ -1,0 +1,87 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""The paper's configs build without weights and train one step on CPU."""
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
+import mmrsrefseg  # noqa: F401
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def random_token_ids(backbone):
+    """Stand-in tokenizer: the real one is in the (absent) weight dir."""
+    vocab = backbone.model.config.text_config.vocab_size
+
+    def tokenize(texts, device=None):
+        n = backbone.max_length if backbone.model_type == 'siglip' else 7
+        ids = torch.randint(0, vocab, (len(texts), n))
+        mask = torch.zeros_like(ids)
+        mask[:, :5] = 1
+        return {'input_ids': ids, 'attention_mask': mask}
+
+    backbone.tokenize = tokenize
+
+
+@pytest.mark.parametrize('name,sam_depth', [('rsrefseg_vitb.py', 12),
+                                            ('rsrefseg_vitl.py', 24),
+                                            ('rsrefseg_clip_vitb16.py', 12)])
+def test_config_builds_and_trains_one_step(name, sam_depth):
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(osp.join(REPO, 'configs', name))
+    assert cfg.custom_imports.imports == ['mmrsrefseg']
+    assert cfg.model.decode_head.checkpoint.endswith('.pth')
+    assert cfg.model.lora_cfg.rank == 16
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)  # no weights read, nothing downloaded
+    assert len(model.decode_head.image_encoder.blocks) == sam_depth
+    random_token_ids(model.backbone)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    inputs = torch.randint(0, 256, (1, 3, 1024, 1024)).float()
+    sample = SegDataSample(
+        metainfo=dict(
+            text='the storage tank on the left',
+            img_shape=(1024, 1024),
+            pad_shape=(1024, 1024),
+            ori_shape=(800, 800)))
+    gt = torch.zeros(1, 1024, 1024, dtype=torch.long)
+    gt[:, 300:500, 200:400] = 1
+    sample.gt_sem_seg = PixelData(data=gt)
+    losses = model(inputs, [sample], mode='loss')
+    loss = sum(v for k, v in losses.items() if 'loss' in k)
+    loss.backward()
+    assert torch.isfinite(loss)
+    lora = [
+        p for n, p in model.named_parameters() if 'lora_B' in n
+        and n.startswith('decode_head.image_encoder')
+    ]
+    assert lora and all(p.grad is not None for p in lora)
+    assert all(p.grad is not None for p in trainable)
+
+
+def test_get_params_vitb():
+    """The paper's -b: ~0.97 B parameters in total, ~17 M trainable."""
+    out = subprocess.run([
+        sys.executable, 'tools/analysis_tools/get_params.py',
+        'configs/rsrefseg_vitb.py'
+    ],
+                         cwd=REPO,
+                         stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT,
+                         text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:]
+    total_line = [
+        line for line in out.stdout.splitlines() if line.startswith('total')
+    ][0]
+    total, trainable = (int(x.replace(',', '')) for x in total_line.split()[1:])
+    assert 0.95e9 < total < 0.99e9, total_line
+    assert 15e6 < trainable < 19e6, total_line
