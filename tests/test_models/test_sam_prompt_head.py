@@ -114,3 +114,19 @@ def test_wrong_input_size():
     head = SAMPromptHead(**TINY)
     with pytest.raises(ValueError, match='64x64'):
         head.encode_image(torch.zeros(1, 3, 32, 32))
+
+
+def test_activation_checkpointing_is_exact():
+    torch.manual_seed(0)
+    head = SAMPromptHead(**TINY)
+    cp = SAMPromptHead(with_cp=True, **TINY)
+    cp.load_state_dict(head.state_dict())
+    images = torch.rand(2, 3, 64, 64) * 255
+    sparse = torch.randn(2, 5, 32)
+    outs = []
+    for model in (head, cp):
+        out = model(images, sparse)
+        out.square().mean().backward()
+        outs.append((out, model.image_encoder.blocks[0].attn.qkv.weight.grad))
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    torch.testing.assert_close(outs[0][1], outs[1][1])

@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.utils.checkpoint
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -73,6 +74,9 @@ class SAMPromptHead(BaseDecodeHead):
         pixel_std (Sequence[float]): SAM's RGB std (0-255).
         threshold (float): Probability threshold of the prediction. Defaults
             to 0.5.
+        with_cp (bool): Activation checkpointing of the image encoder's
+            blocks (recomputed in backward): trades compute for memory, e.g.
+            ViT-L at 1024x1024 on a 24 GB device. Defaults to False.
         loss_decode (dict | list[dict]): mmseg loss configs. Defaults to BCE
             (sigmoid) with weight 5.
         **kwargs: Further ``BaseDecodeHead`` arguments (``ignore_index``,
@@ -89,6 +93,7 @@ class SAMPromptHead(BaseDecodeHead):
                  pixel_mean: Sequence[float] = (123.675, 116.28, 103.53),
                  pixel_std: Sequence[float] = (58.395, 57.12, 57.375),
                  threshold: float = 0.5,
+                 with_cp: bool = False,
                  loss_decode=dict(
                      type='CrossEntropyLoss',
                      use_sigmoid=True,
@@ -135,6 +140,7 @@ class SAMPromptHead(BaseDecodeHead):
             iou_head_hidden_dim=256)
         dec.update(decoder_cfg or {})
         self.sam_type = sam_type
+        self.with_cp = with_cp
         self.image_size = image_size
         self.prompt_channels = prompt_channels
         self.checkpoint = checkpoint
@@ -224,7 +230,18 @@ class SAMPromptHead(BaseDecodeHead):
                 f'SAM expects {self.image_size}x{self.image_size} inputs, got '
                 f'{tuple(inputs.shape[-2:])}; resize in the data pipeline')
         x = (inputs - self.pixel_mean) / self.pixel_std
-        return self.image_encoder(x)
+        if not (self.with_cp and torch.is_grad_enabled()):
+            return self.image_encoder(x)
+        # ImageEncoderViT.forward (segment_anything/modeling/image_encoder.py)
+        # with each block checkpointed; the encoder has no such option.
+        enc = self.image_encoder
+        x = enc.patch_embed(x)
+        if enc.pos_embed is not None:
+            x = x + enc.pos_embed
+        for block in enc.blocks:
+            x = torch.utils.checkpoint.checkpoint(
+                block, x, use_reentrant=False)
+        return enc.neck(x.permute(0, 3, 1, 2))
 
     def forward(self,
                 inputs: Tensor,
