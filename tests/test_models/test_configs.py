@@ -62,8 +62,8 @@ def test_config_builds_and_trains_one_step(name, sam_depth):
     loss.backward()
     assert torch.isfinite(loss)
     lora = [
-        p for n, p in model.named_parameters() if 'lora_B' in n
-        and n.startswith('decode_head.image_encoder')
+        p for n, p in model.named_parameters()
+        if 'lora_B' in n and n.startswith('decode_head.image_encoder')
     ]
     assert lora and all(p.grad is not None for p in lora)
     assert all(p.grad is not None for p in trainable)
@@ -84,6 +84,7 @@ def test_get_params_vitb():
     total_line = [
         line for line in out.stdout.splitlines() if line.startswith('total')
     ][0]
-    total, trainable = (int(x.replace(',', '')) for x in total_line.split()[1:])
+    total, trainable = (
+        int(x.replace(',', '')) for x in total_line.split()[1:])
     assert 0.95e9 < total < 0.99e9, total_line
     assert 15e6 < trainable < 19e6, total_line

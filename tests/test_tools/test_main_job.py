@@ -89,9 +89,12 @@ def schedule(max_iters, interval):
 def test_dist_train_smoke(job):
     """Two processes on CPU (gloo) through tools/dist_train.sh."""
     work = job['root'] / 'dist'
-    out = run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
-               str(work), '--cfg-options'] + job['options'] + schedule(4, 2),
-              env=dict(PORT='29531'))
+    out = run(
+        [
+            'bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
+            str(work), '--cfg-options'
+        ] + job['options'] + schedule(4, 2),
+        env=dict(PORT='29531'))
     assert 'distributed run on CPU with gloo, rank 0 of 2' in out
     assert 'Iter(train) [4/4]' in out
     assert 'oIoU' in out and 'Pr@0.9' in out
@@ -103,11 +106,13 @@ def test_dist_train_smoke(job):
 def test_resume_after_kill(job):
     """A killed run resumes from its last checkpoint to the same end state."""
     work = job['root'] / 'resume'
-    cmd = [PY, 'tools/train.py', CONFIG, '--work-dir', str(work),
-           '--cfg-options'] + job['options'] + schedule(10, 2) + [
-               'randomness.seed=0', 'val_cfg=None', 'val_dataloader=None',
-               'val_evaluator=None', 'default_hooks.checkpoint.save_best=None'
-           ]
+    cmd = [
+        PY, 'tools/train.py', CONFIG, '--work-dir',
+        str(work), '--cfg-options'
+    ] + job['options'] + schedule(10, 2) + [
+        'randomness.seed=0', 'val_cfg=None', 'val_dataloader=None',
+        'val_evaluator=None', 'default_hooks.checkpoint.save_best=None'
+    ]
     cmd += ['default_hooks.checkpoint.max_keep_ckpts=-1']
     proc = subprocess.Popen(
         cmd,
@@ -156,9 +161,11 @@ def test_stock_mmseg_tools(job):
     import mmseg
     tools = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')
     work = job['root'] / 'stock'
-    out = run([PY, osp.join(tools, 'train.py'), CONFIG, '--work-dir',
-               str(work), '--cfg-options'] + job['options'] +
-              schedule(2, 2))
+    out = run([
+        PY,
+        osp.join(tools, 'train.py'), CONFIG, '--work-dir',
+        str(work), '--cfg-options'
+    ] + job['options'] + schedule(2, 2))
     assert 'Iter(train) [2/2]' in out
     out = run([
         PY,

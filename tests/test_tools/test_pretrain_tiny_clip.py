@@ -67,10 +67,13 @@ def test_pretraining_lowers_the_loss_and_round_trips(tmp_path):
     after.init_weights()  # strict: the saved directory matches the config
     changed = [
         n for n, p in after.model.named_parameters()
-        if not torch.equal(p, before.model.state_dict()[n])
+        if not torch.equal(p,
+                           before.model.state_dict()[n])
     ]
     assert 'logit_scale' in changed and len(changed) > 10
     # rewriting random weights drops the pretraining record
-    run([sys.executable, 'tools/misc/make_tiny_checkpoints.py', CONFIG,
-         '--force'] + options)
+    run([
+        sys.executable, 'tools/misc/make_tiny_checkpoints.py', CONFIG,
+        '--force'
+    ] + options)
     assert not (clip_dir / 'mmrsrefseg_pretraining.json').exists()

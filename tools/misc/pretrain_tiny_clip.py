@@ -26,8 +26,8 @@ real checkpoints. The validation and test splits are never seen.
 
 Example::
 
-    python tools/misc/pretrain_tiny_clip.py configs/rsrefseg_tiny_synthetic.py \\
-        data/synthetic_rrsisd
+    python tools/misc/pretrain_tiny_clip.py \\
+        configs/rsrefseg_tiny_synthetic.py data/synthetic_rrsisd
 """
 import argparse
 import json
@@ -110,12 +110,11 @@ def dense_sigmoid_loss(backbone, batch):
     target = target[:, 0]
     # Class-balanced: the referred object covers ~3 % of the patches, and a
     # plain mean is minimised by "background everywhere".
-    loss = F.binary_cross_entropy_with_logits(
-        logits, target, reduction='none')
+    loss = F.binary_cross_entropy_with_logits(logits, target, reduction='none')
     pos = target.sum().clamp(min=1e-6)
     neg = (1 - target).sum().clamp(min=1e-6)
-    return ((loss * target).sum() / pos +
-            (loss * (1 - target)).sum() / neg) / 2
+    return ((loss * target).sum() / pos + (loss *
+                                           (1 - target)).sum() / neg) / 2
 
 
 def main():
@@ -141,9 +140,7 @@ def main():
         optim, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
     start, losses, step = time.time(), [], 0
     bar = tqdm(
-        total=args.steps,
-        desc='dense image-text pretraining',
-        mininterval=10)
+        total=args.steps, desc='dense image-text pretraining', mininterval=10)
     while step < args.steps:
         for batch in loader:
             loss = dense_sigmoid_loss(backbone, batch)
@@ -154,7 +151,8 @@ def main():
             losses.append(loss.item())
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f'{sum(losses[-20:]) / len(losses[-20:]):.4f}')
+            bar.set_postfix(
+                loss=f'{sum(losses[-20:]) / len(losses[-20:]):.4f}')
             if step == args.steps:
                 break
     bar.close()
