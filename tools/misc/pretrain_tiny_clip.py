@@ -42,6 +42,8 @@ from mmseg.registry import DATASETS, MODELS
 from mmseg.utils import register_all_modules
 from tqdm import tqdm
 
+from mmrsrefseg.models.necks import global_activation_logits
+
 MARKER = 'mmrsrefseg_pretraining.json'
 
 
@@ -102,10 +104,10 @@ def dense_sigmoid_loss(backbone, batch):
     texts = [s.metainfo['text'] for s in batch['data_samples']]
     masks = torch.stack([s.gt_sem_seg.data for s in batch['data_samples']])
     feats = backbone(images, texts)
-    v = F.normalize(feats['visual_feats'], dim=1)
-    g = F.normalize(feats['text_embeds'], dim=-1)
     bias = feats['logit_bias'] if feats['logit_bias'] is not None else 0.
-    logits = feats['logit_scale'] * torch.einsum('bchw,bc->bhw', v, g) + bias
+    logits = global_activation_logits(feats['visual_feats'],
+                                      feats['text_embeds'],
+                                      feats['logit_scale'], bias)
     target = F.adaptive_avg_pool2d((masks == 1).float(), logits.shape[-2:])
     target = target[:, 0]
     # Class-balanced: the referred object covers ~3 % of the patches, and a

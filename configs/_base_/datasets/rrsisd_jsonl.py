@@ -3,58 +3,26 @@
 # data/rrsisd/datainfo):
 #   data/rrsisd/datainfo/rrsisd_{train,val,test}.jsonl
 #   data/rrsisd/images/rrsisd/JPEGImages/NNNNN.jpg
-# Images are resized to 1024x1024 without keeping the aspect ratio (RSRefSeg
-# reference); the test ground truth is loaded after Resize and so stays at
-# the original resolution, where the metric is computed.
+# Pipelines, loaders and the metric are those of ./rrsisd.py; only the
+# datasets differ.
+_base_ = ['./rrsisd.py']
 dataset_type = 'RefSegJsonlDataset'
 data_root = 'data/rrsisd'
-img_scale = (1024, 1024)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadRefSegAnnotations'),
-    dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='PackRefSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='LoadRefSegAnnotations'),
-    dict(type='PackRefSegInputs')
-]
+
+
+def _jsonl(split, pipeline, test_mode):
+    return dict(
+        _delete_=True,
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=f'datainfo/rrsisd_{split}.jsonl',
+        data_prefix=dict(img_path='images/rrsisd/JPEGImages'),
+        test_mode=test_mode,
+        pipeline=pipeline)
+
+
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='datainfo/rrsisd_train.jsonl',
-        data_prefix=dict(img_path='images/rrsisd/JPEGImages'),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='datainfo/rrsisd_val.jsonl',
-        data_prefix=dict(img_path='images/rrsisd/JPEGImages'),
-        test_mode=True,
-        pipeline=test_pipeline))
+    dataset=_jsonl('train', {{_base_.train_pipeline}}, False))
+val_dataloader = dict(dataset=_jsonl('val', {{_base_.test_pipeline}}, True))
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file='datainfo/rrsisd_test.jsonl',
-        data_prefix=dict(img_path='images/rrsisd/JPEGImages'),
-        test_mode=True,
-        pipeline=test_pipeline))
-val_evaluator = dict(type='RefSegIoUMetric')
-test_evaluator = val_evaluator
+    dataset=_jsonl('test', {{_base_.test_pipeline}}, True))

@@ -264,8 +264,12 @@ class CLIPBackbone(BaseModule):
                     f'a string: {t!r}')
         texts = list(texts)
         tok = self.tokenizer
-        lengths = [len(ids) for ids in tok(texts)['input_ids']]
-        over = sum(n > self.max_length for n in lengths)
+        padding = 'max_length' if self.model_type == 'siglip' else 'longest'
+        # One pass, truncated at max_length + 1: a sequence that reaches
+        # max_length + 1 tokens was too long. Only then (rare) is the batch
+        # tokenised again at max_length; otherwise it is just padded.
+        enc = tok(texts, truncation=True, max_length=self.max_length + 1)
+        over = sum(len(ids) > self.max_length for ids in enc['input_ids'])
         if over:
             self.num_truncated += over
             print_log(
@@ -274,11 +278,10 @@ class CLIPBackbone(BaseModule):
                 'so far)',
                 logger='current',
                 level=30)
-        padding = 'max_length' if self.model_type == 'siglip' else 'longest'
-        enc = tok(
-            texts,
+            enc = tok(texts, truncation=True, max_length=self.max_length)
+        enc = tok.pad(
+            enc,
             padding=padding,
-            truncation=True,
             max_length=self.max_length,
             return_tensors='pt')
         return {

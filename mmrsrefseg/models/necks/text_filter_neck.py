@@ -25,6 +25,27 @@ def _conv_norm_act(in_channels, out_channels, kernel_size, stride=1):
             bias=False), layer_norm_2d(out_channels), nn.GELU())
 
 
+def global_activation_logits(visual_feats: Tensor, text_embeds: Tensor,
+                             scale: Tensor, bias) -> Tensor:
+    """Global activation logits ``Z_g = s * cos(V, g) + b``.
+
+    RSRefSeg stage 4 (arXiv:2501.06809, Sec. III-B), also the objective of
+    ``tools/misc/pretrain_tiny_clip.py``.
+
+    Args:
+        visual_feats (Tensor): Dense patch features V of shape (B, C, h, w).
+        text_embeds (Tensor): Pooled sentence features g of shape (B, C).
+        scale (Tensor): Similarity scale s (0-d, > 0).
+        bias (Tensor | float): Similarity bias b.
+
+    Returns:
+        Tensor: (B, h, w) logits, unbounded.
+    """
+    v_n = F.normalize(visual_feats, dim=1)
+    g_n = F.normalize(text_embeds, dim=-1)
+    return scale * torch.einsum('bchw,bc->bhw', v_n, g_n) + bias
+
+
 @MODELS.register_module()
 class TextFilterNeck(BaseModule):
     """Filter CLIP's visual features with the referring expression.
@@ -143,12 +164,11 @@ class TextFilterNeck(BaseModule):
         s, b = self.scale_bias(feats)
         v_n = F.normalize(v, dim=1)
         t_n = F.normalize(feats['text_feats'], dim=-1)
-        g_n = F.normalize(feats['text_embeds'], dim=-1)
         local = torch.sigmoid(s * torch.einsum('bchw,btc->bthw', v_n, t_n) +
                               b) * mask[:, :, None, None]
         mean_local = local.sum(1) / mask.sum(1).clamp(min=1)[:, None, None]
         f_local = v * (1 + mean_local[:, None]) / 2
-        z_global = s * torch.einsum('bchw,bc->bhw', v_n, g_n) + b
+        z_global = global_activation_logits(v, feats['text_embeds'], s, b)
         f_global = torch.sigmoid(z_global)[:, None] * v
         return {
             'local_activation': local,
