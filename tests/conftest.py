@@ -36,3 +36,11 @@ def clip_tokenizer_dir(tmp_path_factory, tiny_tools):
     out = tmp_path_factory.mktemp('clip_tokenizer')
     tiny_tools.build_clip_tokenizer(str(out))
     return str(out)
+
+
+@pytest.fixture(scope='session')
+def siglip_tokenizer_dir(tmp_path_factory, tiny_tools):
+    """A real-format SigLIP tokenizer (spiece.model + tokenizer_config)."""
+    out = tmp_path_factory.mktemp('siglip_tokenizer')
+    tiny_tools.build_siglip_tokenizer(str(out), vocab_size=500)
+    return str(out)

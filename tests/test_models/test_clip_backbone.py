@@ -56,20 +56,30 @@ def saved(request, tmp_path_factory, tiny_tools):
     return request.param, out, model.eval()
 
 
-def build(model_type, pretrained):
+def build(model_type, pretrained, **options):
     torch.manual_seed(123)  # different from the saved weights
     bb = CLIPBackbone(
         model_type=model_type,
         config=CONFIGS[model_type],
-        pretrained=pretrained)
+        pretrained=pretrained,
+        **options)
     bb.init_weights()
     return bb.eval()
 
 
 @torch.no_grad()
-def test_parity_with_transformers(saved):
+@pytest.mark.parametrize('options', [
+    dict(clip_resize='bicubic_antialias'),
+    dict(),
+    dict(pooling='last_position', text_feature='projected')
+])
+def test_parity_with_transformers(saved, options):
     model_type, path, reference = saved
-    bb = build(model_type, path)
+    if model_type == 'clip' and options.get('pooling'):
+        with pytest.raises(ValueError, match='CLIP needs'):
+            build(model_type, path, **options)
+        return
+    bb = build(model_type, path, **options)
     images = torch.rand(2, 3, 48, 40) * 255
     pixel_values = bb.preprocess(images)
     assert pixel_values.shape == (2, 3, 32, 32)
@@ -77,28 +87,104 @@ def test_parity_with_transformers(saved):
         pixel_values=pixel_values).pooler_output
     torch.testing.assert_close(
         bb.image_embeds(images), ref_img, atol=1e-5, rtol=0)
+    import torch.nn.functional as F
+    mean, std = bb.image_mean, bb.image_std
+    if options.get('clip_resize') == 'bicubic_antialias':
+        expected = (F.interpolate(
+            images, (32, 32), mode='bicubic', antialias=True) - mean) / std
+    else:  # the authors': normalise, then bilinear without antialias
+        expected = F.interpolate((images - mean) / std, (32, 32),
+                                 mode='bilinear')
+    torch.testing.assert_close(pixel_values, expected, atol=1e-5, rtol=0)
 
-    tokens = bb.tokenize(TEXTS[:2])
-    ref_txt = reference.get_text_features(
-        **(tokens if model_type == 'clip' else dict(
-            input_ids=tokens['input_ids']))).pooler_output
     out = bb(images, TEXTS[:2])
-    torch.testing.assert_close(out['text_embeds'], ref_txt, atol=1e-5, rtol=0)
     c = bb.embed_dims
     assert out['visual_feats'].shape == (2, c, 4, 4)
     assert out['text_feats'].shape[::2] == (2, c)
     assert out['text_mask'].dtype == torch.bool
     if model_type == 'clip':
+        tokens = bb.tokenize(TEXTS[:2])
+        ref_txt = reference.get_text_features(**tokens).pooler_output
+        torch.testing.assert_close(
+            out['text_embeds'], ref_txt, atol=1e-5, rtol=0)
         assert out['logit_bias'] is None
         torch.testing.assert_close(out['logit_scale'],
                                    reference.logit_scale.exp().reshape(()))
-        # CLIP's CLS token through the same layers = the pooled embedding
-        feats = bb.encode_image(pixel_values)
-        assert feats['visual_feats'].shape == (2, c, 4, 4)
-    else:
-        assert out['text_feats'].shape[1] == 16  # SigLIP: max_length padding
-        torch.testing.assert_close(out['logit_bias'],
-                                   reference.logit_bias.reshape(()))
+        return
+    torch.testing.assert_close(out['logit_bias'],
+                               reference.logit_bias.reshape(()))
+    tok = bb.tokenizer
+    if options.get('pooling') == 'last_position':
+        # SigLIP as pre-trained: max_length padding, pooled at the end
+        assert out['text_feats'].shape[1] == 16
+        ids = tok(TEXTS[:2], padding='max_length', max_length=16,
+                  return_tensors='pt')['input_ids']
+        ref_out = reference.text_model(input_ids=ids)
+        torch.testing.assert_close(
+            out['text_embeds'], ref_out.pooler_output, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            out['text_feats'],
+            reference.text_model.head(ref_out.last_hidden_state),
+            atol=1e-5,
+            rtol=0)
+        return
+    # The authors': each expression alone, unpadded (padding=True at batch
+    # 1): g = the pooled (EOS) feature, L = last_hidden_state.
+    for i, text in enumerate(TEXTS[:2]):
+        ids = tok([text], padding=True, return_tensors='pt')['input_ids']
+        assert ids[0, -1] == tok.eos_token_id
+        ref_out = reference.text_model(input_ids=ids)
+        torch.testing.assert_close(
+            out['text_embeds'][i], ref_out.pooler_output[0], atol=1e-5, rtol=0)
+        n = ids.shape[1]
+        assert int(out['text_mask'][i].sum()) == n
+        torch.testing.assert_close(
+            out['text_feats'][i, :n],
+            ref_out.last_hidden_state[0],
+            atol=1e-5,
+            rtol=0)
+
+
+def test_siglip_tokenizer_real_format(saved):
+    """spiece.model + tokenizer_config.json load through AutoTokenizer."""
+    import os
+    model_type, path, _ = saved
+    if model_type != 'siglip':
+        pytest.skip('SigLIP only')
+    assert {'spiece.model', 'tokenizer_config.json'} <= set(os.listdir(path))
+    bb = CLIPBackbone('siglip', TINY_SIGLIP, pretrained=path)
+    assert type(bb.tokenizer).__name__ == 'SiglipTokenizer'
+    enc = bb.tokenize(['The White Storage-Tank, on the left.', 'ship'])
+    ids, mask = enc['input_ids'], enc['attention_mask']
+    assert ids.shape[1] == int(mask.sum(1).max())  # padded to the longest
+    assert ids[0, int(mask[0].sum()) - 1] == 1  # </s> ends each expression
+    assert ids[1, int(mask[1].sum()) - 1] == 1
+    # SigLIP canonicalises: lower case, punctuation dropped
+    same = bb.tokenize(['the white storagetank on the left'])['input_ids']
+    assert ids[0, :same.shape[1]].tolist() == same[0].tolist()
+
+
+def test_missing_tokenizer_backend_is_named(saved, monkeypatch):
+    import importlib.util
+
+    import transformers
+    model_type, path, _ = saved
+    if model_type != 'siglip':
+        pytest.skip('SigLIP only')
+
+    def no_sentencepiece(*args, **kwargs):
+        raise ImportError('SiglipTokenizer requires the SentencePiece '
+                          'library but it was not found in your environment')
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(transformers.AutoTokenizer, 'from_pretrained',
+                        no_sentencepiece)
+    monkeypatch.setattr(
+        importlib.util, 'find_spec', lambda name, *a: None
+        if name == 'sentencepiece' else real_find_spec(name, *a))
+    bb = CLIPBackbone('siglip', TINY_SIGLIP, pretrained=path)
+    with pytest.raises(ImportError, match='`sentencepiece` is needed'):
+        bb.tokenize(['a ship'])
 
 
 @torch.no_grad()

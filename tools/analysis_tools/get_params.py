@@ -3,6 +3,13 @@
 
 The model is built without pretrained weights (nothing is read or
 downloaded); LoRA from ``model.lora_cfg`` is applied as in training.
+"trainable" counts the parameters that receive gradients; the line
+"authors' trainable count" adds the parameters that the authors' composition
+leaves ``requires_grad=True`` although they never reach the loss (SAM's IoU
+head and point embeddings, the LoRA adapter of SigLIP's unused pooling
+head...; see ``RSRefSeg.unused_trainable_in_authors``). ``--compare-authors``
+also builds the authors' composition (transformers + peft, random weights,
+``mmrsrefseg.testing``) with the same shapes and counts it directly.
 
 Example::
 
@@ -27,6 +34,11 @@ def parse_args():
         nargs='+',
         action=DictAction,
         help='override config settings, key=value')
+    parser.add_argument(
+        '--compare-authors',
+        action='store_true',
+        help="also build the authors' composition (SigLIP configs only; "
+        'about as much memory as the model itself) and print its counts')
     return parser.parse_args()
 
 
@@ -67,6 +79,19 @@ def main():
     print(f"{'component':<40}{'total':>16}{'trainable':>16}")
     for name, total, trainable in component_rows(model):
         print(f'{name:<40}{total:>16,}{trainable:>16,}')
+    if lora and hasattr(model, 'authors_trainable_count'):
+        label = "authors' trainable count"
+        print(f"{label:<40}{'':>16}{model.authors_trainable_count():>16,}")
+        for name, n in model.unused_trainable_in_authors.items():
+            print(f'  + {name} ({n:,}): no gradient, frozen here')
+    if args.compare_authors:
+        from mmrsrefseg.testing import build_authors_from_config
+        ref = build_authors_from_config(cfg.model.to_dict())
+        total = sum(p.numel() for p in ref.parameters())
+        trainable = sum(p.numel() for p in ref.parameters()
+                        if p.requires_grad)
+        label = "authors' composition (built)"
+        print(f'{label:<40}{total:>16,}{trainable:>16,}')
 
 
 if __name__ == '__main__':

@@ -8,7 +8,9 @@ The architecture comes from a config (``model.backbone.config`` and
   ``save_pretrained`` plus the real OpenAI CLIP BPE tokenizer
   (``vocab.json`` with 49,408 entries and ``merges.txt``), rebuilt from the
   vocabulary file that mmsegmentation ships
-  (``mmseg/utils/bpe_simple_vocab_16e6.txt.gz``, identical to OpenAI's);
+  (``mmseg/utils/bpe_simple_vocab_16e6.txt.gz``, identical to OpenAI's), or
+  for SigLIP a real-format SentencePiece tokenizer (``spiece.model`` trained
+  on the fly + ``tokenizer_config.json``);
 - ``<out>/<sam file>``: a ``segment_anything`` ``Sam`` state dict with the
   official key names (``image_encoder.*``, ``prompt_encoder.*``,
   ``mask_decoder.*``, ``pixel_mean``, ``pixel_std``).
@@ -101,6 +103,79 @@ def build_clip_tokenizer(out_dir: str, model_max_length: int = 77):
     return loaded
 
 
+def _expression_corpus():
+    """Referring expressions in RRSIS-D's style (SentencePiece training)."""
+    import itertools
+    objects = ('airplane', 'airport', 'baseball field', 'basketball court',
+               'bridge', 'chimney', 'dam', 'expressway service area',
+               'expressway toll station', 'golf field', 'ground track field',
+               'harbor', 'overpass', 'ship', 'stadium', 'storage tank',
+               'tennis court', 'train station', 'vehicle', 'windmill')
+    colours = ('', 'white ', 'gray ', 'red ', 'blue ', 'green ', 'dark ')
+    sizes = ('', 'large ', 'small ', 'larger ', 'smaller ')
+    places = ('', ' on the left', ' on the right', ' at the top',
+              ' at the bottom', ' in the middle', ' next to the road',
+              ' near the water')
+    return [
+        f'the {s}{c}{o}{p}'.strip()
+        for o, c, s, p in itertools.product(objects, colours, sizes, places)
+    ]
+
+
+def build_siglip_tokenizer(out_dir: str,
+                           vocab_size: int = 1000,
+                           model_max_length: int = 64):
+    """Save a SigLIP tokenizer in the real format into ``out_dir``.
+
+    A small unigram ``spiece.model`` is trained with sentencepiece's own
+    trainer on RRSIS-D-style expressions, with SigLIP's special ids
+    (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2, no BOS), then written by
+    ``SiglipTokenizer.save_pretrained`` (``spiece.model``,
+    ``tokenizer_config.json``, ``special_tokens_map.json``) exactly as the
+    real ``google/siglip-*`` directories hold it.
+
+    Args:
+        out_dir (str): Destination directory (created).
+        vocab_size (int): SentencePiece vocabulary size (at most the text
+            tower's ``vocab_size``). Defaults to 1000.
+        model_max_length (int): Tokenizer length limit. Defaults to 64.
+
+    Returns:
+        SiglipTokenizer: The tokenizer loaded back with ``AutoTokenizer``.
+
+    Raises:
+        RuntimeError: If the round trip does not give a SigLIP tokenizer.
+    """
+    import io
+
+    import sentencepiece as spm
+    from transformers import AutoTokenizer, SiglipTokenizer
+    os.makedirs(out_dir, exist_ok=True)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(_expression_corpus()),
+        model_writer=model,
+        model_type='unigram',
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        minloglevel=2)
+    spiece = osp.join(out_dir, 'spiece.model')
+    with open(spiece, 'wb') as f:
+        f.write(model.getvalue())
+    SiglipTokenizer(
+        spiece,
+        model_max_length=model_max_length).save_pretrained(out_dir)
+    loaded = AutoTokenizer.from_pretrained(out_dir)
+    if type(loaded).__name__ != 'SiglipTokenizer':
+        raise RuntimeError(f'{out_dir} loads as {type(loaded).__name__}, '
+                           'not SiglipTokenizer')
+    return loaded
+
+
 def save_clip(backbone_cfg: dict, out_dir: str, seed: int):
     """Save a random CLIP/SigLIP of ``backbone_cfg['config']`` + tokenizer."""
     from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
@@ -114,8 +189,12 @@ def save_clip(backbone_cfg: dict, out_dir: str, seed: int):
     marker = osp.join(out_dir, 'mmrsrefseg_pretraining.json')
     if osp.exists(marker):
         os.remove(marker)
-    build_clip_tokenizer(out_dir,
-                         model.config.text_config.max_position_embeddings)
+    text_cfg = model.config.text_config
+    if backbone_cfg['model_type'] == 'clip':
+        build_clip_tokenizer(out_dir, text_cfg.max_position_embeddings)
+    else:
+        build_siglip_tokenizer(out_dir, min(1000, text_cfg.vocab_size),
+                               text_cfg.max_position_embeddings)
     return model
 
 

@@ -20,6 +20,12 @@ model = dict(
         type='CLIPBackbone',
         model_type='siglip',
         pretrained='google/siglip-so400m-patch14-384',
+        # The authors' choices (rsris/models/models.py); the alternatives are
+        # documented in CLIPBackbone and the README.
+        text_feature='last_hidden_state',  # or 'projected'
+        pooling='eos',  # or 'last_position'
+        clip_resize='bilinear',  # or 'bicubic_antialias'
+        with_cp=False,  # activation checkpointing of both towers
         # google/siglip-so400m-patch14-384 config.json
         config=dict(
             text_config=dict(
@@ -47,7 +53,8 @@ model = dict(
         num_downsample=2,  # 27 -> 14 -> 7: 49 sparse prompt embeddings
         use_dense_prompt=True,
         mask_prompt_size=(256, 256),
-        logit_mode='backbone'),
+        logit_mode='backbone',
+        norm_cfg=dict(type='SyncBN', requires_grad=True)),  # the authors'
     decode_head=dict(
         type='SAMPromptHead',
         sam_type='vit_b',
@@ -63,6 +70,8 @@ model = dict(
                 loss_weight=5.0,
                 loss_name='loss_bce')
         ]),
-    lora_cfg=dict(rank=16, alpha=16, dropout=0.1),
+    # configs_RSRefSeg/RSRefSeg-b.py: rank 16, alpha 16, dropout 0.1 on SAM's
+    # qkv/proj/lin1/lin2 + neck convs, SigLIP q/k/v/out_proj + text head.
+    lora_cfg=dict(rank=16, alpha=16, dropout=0.1, targets='authors'),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -27,6 +27,9 @@ model = dict(
         model_type='clip',
         pretrained='checkpoints/tiny/clip-tiny',
         max_length=32,
+        # As the HF image processors resize (the paper configs use the
+        # authors' normalise-then-bilinear).
+        clip_resize='bicubic_antialias',
         config=dict(
             projection_dim=64,
             text_config=dict(
@@ -54,7 +57,10 @@ model = dict(
         use_dense_prompt=True,
         mask_prompt_size=(64, 64),
         logit_mode='backbone_scale',  # CLIP has no bias: learnt, from 0
-        logit_bias_init=0.),
+        logit_bias_init=0.,
+        # Per-sample norm: a sample's output never depends on its batch
+        # (the paper configs use the authors' SyncBN).
+        norm_cfg=dict(type='LN2d')),
     decode_head=dict(
         type='SAMPromptHead',
         sam_type=None,

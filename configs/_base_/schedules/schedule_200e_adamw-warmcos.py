@@ -1,6 +1,11 @@
-# RSRefSeg reference schedule: AdamW lr 1e-4, weight decay 0.05; linear
-# warm-up (factor 0.01) for 5 epochs, then cosine to 0.001 x lr at epoch 200;
-# bf16 mixed precision. Total batch 32 (8 GPUs x 4).
+# The authors' schedule (KyanChen/RSRefSeg, configs_RSRefSeg/RSRefSeg-b.py):
+# AdamW lr 1e-4, weight decay 0.05; linear warm-up from 0.01 x lr over 5
+# epochs (updated every iteration), then CosineAnnealingLR with T_max=200
+# epochs from epoch 5 to 200, updated once per epoch, eta_min 0.001 x lr
+# (with T_max=200 over 195 epochs the last epoch's lr is ~0.003 x lr, as
+# theirs). Validation and checkpoints every 5 epochs. Mixed precision: bf16
+# autocast (the authors' commented-out AMP block; their run used DeepSpeed
+# fp16, see the -deepspeed-fp16 configs).
 max_epochs = 200
 warmup_epochs = 5
 optim_wrapper = dict(
@@ -18,11 +23,11 @@ param_scheduler = [
         convert_to_iter_based=True),
     dict(
         type='CosineAnnealingLR',
+        T_max=max_epochs,
         eta_min_ratio=0.001,
         by_epoch=True,
         begin=warmup_epochs,
-        end=max_epochs,
-        convert_to_iter_based=True)
+        end=max_epochs)
 ]
 train_cfg = dict(
     type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=5)
@@ -41,5 +46,6 @@ default_hooks = dict(
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='RefSegVisualizationHook'))
-# Scale the learning rate automatically when the total batch differs.
-auto_scale_lr = dict(enable=False, base_batch_size=32)
+# The authors' total batch: 8 GPUs x 1 image. Enable to scale the lr
+# linearly when training with another total batch.
+auto_scale_lr = dict(enable=False, base_batch_size=8)

@@ -1,5 +1,6 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
 """CLIP / SigLIP image-and-text encoder for RSRefSeg."""
+import importlib.util
 import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
@@ -59,6 +60,29 @@ def read_hf_state_dict(path: str) -> Dict[str, Tensor]:
         f'pytorch_model.bin in {path}')
 
 
+def _missing_tokenizer_backends() -> str:
+    """Name the tokenizer backend packages that cannot be imported."""
+    missing = []
+    for package, module in (('sentencepiece', 'sentencepiece'),
+                            ('protobuf', 'google.protobuf')):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # parent package ('google') missing
+            found = False
+        if not found:
+            missing.append(f'`{package}`')
+    if not missing:
+        return 'a tokenizer backend is'
+    return ' and '.join(missing) + (' is' if len(missing) == 1 else ' are')
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    """Raise ValueError naming ``name`` if ``value`` is not in ``choices``."""
+    if value not in choices:
+        raise ValueError(f'{name} must be one of {tuple(choices)}, got '
+                         f'{value!r}')
+
+
 @MODELS.register_module()
 class CLIPBackbone(BaseModule):
     """CLIP or SigLIP (HF transformers) encoding images and expressions.
@@ -85,15 +109,33 @@ class CLIPBackbone(BaseModule):
       to the longest in the batch and the attention mask is passed, so padding
       never changes a sample's features. ``logit_scale`` is CLIP's
       ``exp(logit_scale)``; CLIP has no bias (``logit_bias`` is None; the neck
-      supplies one).
+      supplies one). Only ``text_feature='projected'`` and ``pooling='eos'``
+      are meaningful (the token and patch widths differ before projection).
     - ``'siglip'`` (:class:`transformers.SiglipModel`): patch tokens are the
       vision tower's ``last_hidden_state`` (after ``post_layernorm``; the
-      attention-pooling head is unused and frozen). The text tower was trained
-      on sequences padded to ``max_length`` (64) *without* an attention mask
-      and pools the last position, so expressions are tokenised exactly that
-      way: the global feature equals ``get_text_features`` and does not depend
-      on the batch. The ``head`` projection is applied to every token for the
-      local features. ``logit_scale``/``logit_bias`` are SigLIP's.
+      attention-pooling head is unused and frozen). ``logit_scale`` /
+      ``logit_bias`` are SigLIP's.
+
+    SigLIP options; each default is the authors' public code (KyanChen/RSRefSeg,
+    ``rsris/models/models.py``, ``RefSegEncoderDecoder.extract_feat``), which
+    produced the published numbers, and each alternative is one switch away:
+
+    - ``text_feature`` -- local token features ``L``:
+      ``'last_hidden_state'`` (authors: the text tower's final-layer-norm
+      output) or ``'projected'`` (the text ``head`` applied to every token,
+      like the pooled feature; mmrsrefseg < 0.2).
+    - ``pooling`` -- sentence feature ``g`` and tokenisation:
+      ``'eos'`` (authors: ``padding=True`` at batch 1 per GPU, so ``g`` is
+      ``head`` of the last real token, the EOS; generalised to batches with
+      the attention mask and per-sample EOS pooling, so that every sample of
+      a batch gets its batch-1 output) or ``'last_position'`` (SigLIP as
+      pre-trained: padded to ``max_length`` without attention mask, pooled
+      at the last position, a padding token; equal to
+      ``get_text_features(padding='max_length')``).
+    - ``clip_resize`` -- SAM-size image to the CLIP resolution:
+      ``'bilinear'`` (authors: normalise, then ``F.interpolate`` bilinear
+      without antialiasing) or ``'bicubic_antialias'`` (resize first,
+      bicubic with antialiasing, like the HF image processors' PIL resize).
 
     In both families ``text_mask`` marks the real tokens (special tokens
     included); padding positions must be ignored by consumers.
@@ -114,7 +156,21 @@ class CLIPBackbone(BaseModule):
             ``max_position_embeddings`` (77 for CLIP, 64 for SigLIP). Longer
             expressions are truncated and counted in :attr:`num_truncated`,
             with a logged warning.
+        text_feature (str, optional): ``'last_hidden_state'`` or
+            ``'projected'`` (see above). Defaults to None: the authors'
+            ``'last_hidden_state'`` for SigLIP, ``'projected'`` for CLIP.
+        pooling (str): ``'eos'`` or ``'last_position'`` (SigLIP only).
+            Defaults to ``'eos'``.
+        clip_resize (str): ``'bilinear'`` or ``'bicubic_antialias'``.
+            Defaults to ``'bilinear'``.
+        with_cp (bool): Activation checkpointing of every encoder layer of
+            both towers (recomputed in backward; saves memory when training
+            LoRA). Defaults to False.
         init_cfg (dict, optional): Unused; weights come from ``pretrained``.
+
+    Raises:
+        ValueError: On an unknown ``model_type`` / option, or an option that
+            the family cannot use.
     """
 
     def __init__(self,
@@ -125,6 +181,10 @@ class CLIPBackbone(BaseModule):
                  image_mean: Optional[Sequence[float]] = None,
                  image_std: Optional[Sequence[float]] = None,
                  max_length: Optional[int] = None,
+                 text_feature: Optional[str] = None,
+                 pooling: str = 'eos',
+                 clip_resize: str = 'bilinear',
+                 with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         from transformers import (CLIPConfig, CLIPModel, SiglipConfig,
@@ -143,6 +203,27 @@ class CLIPBackbone(BaseModule):
             raise ValueError(
                 f"model_type must be 'clip' or 'siglip', got {model_type!r}")
         self.model_type = model_type
+        if text_feature is None:
+            text_feature = ('last_hidden_state'
+                            if model_type == 'siglip' else 'projected')
+        _check_choice('text_feature', text_feature,
+                      ('last_hidden_state', 'projected'))
+        _check_choice('pooling', pooling, ('eos', 'last_position'))
+        _check_choice('clip_resize', clip_resize,
+                      ('bilinear', 'bicubic_antialias'))
+        if model_type == 'clip' and (text_feature != 'projected'
+                                     or pooling != 'eos'):
+            raise ValueError(
+                "CLIP needs text_feature='projected' and pooling='eos' (its "
+                'token features live in another space before text_projection'
+                f'); got {text_feature!r}, {pooling!r}')
+        self.text_feature = text_feature
+        self.pooling = pooling
+        self.clip_resize = clip_resize
+        self.with_cp = with_cp
+        if with_cp:
+            self.model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs=dict(use_reentrant=False))
         self.pretrained = pretrained
         self.tokenizer_path = tokenizer if tokenizer is not None \
             else pretrained
@@ -216,6 +297,8 @@ class CLIPBackbone(BaseModule):
         """The tokenizer of ``tokenizer``/``pretrained``, validated.
 
         Raises:
+            ImportError: If a tokenizer backend package (``sentencepiece``,
+                ``protobuf`` for SigLIP) is missing; the message names it.
             ValueError: If no tokenizer location is configured, or the
                 tokenizer is obviously wrong (transformers 5 returns a
                 2-entry vocabulary for an unreachable hub id instead of
@@ -228,9 +311,18 @@ class CLIPBackbone(BaseModule):
                     'directory holding the tokenizer files) to encode '
                     'referring expressions.')
             from transformers import AutoTokenizer
-            tok = AutoTokenizer.from_pretrained(self.tokenizer_path)
+            try:
+                tok = AutoTokenizer.from_pretrained(self.tokenizer_path)
+            except ImportError as e:
+                raise ImportError(
+                    f'Cannot load the tokenizer of {self.tokenizer_path}: '
+                    f'{_missing_tokenizer_backends()} needed (SigLIP\'s '
+                    'SentencePiece tokenizer needs `sentencepiece` and '
+                    '`protobuf`; both are in mmrsrefseg\'s '
+                    'requirements/runtime.txt: pip install sentencepiece '
+                    f'protobuf). Original error: {e}') from e
             vocab = self.model.config.text_config.vocab_size
-            if len(tok) < 100 or len(tok) > vocab:
+            if len(tok) < 16 or len(tok) > vocab:
                 where = 'a local directory' if osp.isdir(
                     self.tokenizer_path) else 'a hub id (offline?)'
                 raise ValueError(
@@ -251,8 +343,8 @@ class CLIPBackbone(BaseModule):
 
         Returns:
             dict: ``input_ids`` (B, T) int64 and ``attention_mask`` (B, T)
-            int64 (1 for real tokens). T is the longest expression for CLIP
-            and ``max_length`` for SigLIP.
+            int64 (1 for real tokens, right padding). T is ``max_length``
+            for ``pooling='last_position'``, else the longest expression.
 
         Raises:
             ValueError: If an expression is empty or not a string.
@@ -264,7 +356,8 @@ class CLIPBackbone(BaseModule):
                     f'a string: {t!r}')
         texts = list(texts)
         tok = self.tokenizer
-        padding = 'max_length' if self.model_type == 'siglip' else 'longest'
+        padding = ('max_length'
+                   if self.pooling == 'last_position' else 'longest')
         # One pass, truncated at max_length + 1: a sequence that reaches
         # max_length + 1 tokens was too long. Only then (rare) is the batch
         # tokenised again at max_length; otherwise it is just padded.
@@ -294,26 +387,41 @@ class CLIPBackbone(BaseModule):
         """Encode token ids into local and global text features.
 
         Args:
-            input_ids (Tensor): (B, T) token ids.
+            input_ids (Tensor): (B, T) token ids, right-padded.
             attention_mask (Tensor): (B, T), 1 for real tokens.
 
         Returns:
-            dict: ``text_feats`` (B, T, C) per-token features,
-            ``text_mask`` (B, T) bool, ``text_embeds`` (B, C) pooled sentence
-            feature (equal to ``get_text_features``).
+            dict: ``text_feats`` (B, T, C) per-token features (see
+            ``text_feature``), ``text_mask`` (B, T) bool, ``text_embeds``
+            (B, C) pooled sentence feature (see ``pooling``).
         """
         text_model = self.model.text_model
         if self.model_type == 'clip':
             out = text_model(
                 input_ids=input_ids, attention_mask=attention_mask)
             proj = self.model.text_projection
-            tokens = proj(out.last_hidden_state)
-            pooled = proj(out.pooler_output)
-        else:
-            # SigLIP: trained without attention mask on max_length padding.
+            return {
+                'text_feats': proj(out.last_hidden_state),
+                'text_mask': attention_mask.bool(),
+                'text_embeds': proj(out.pooler_output)
+            }
+        if self.pooling == 'last_position':
+            # SigLIP as pre-trained: max_length padding, no attention mask.
             out = text_model(input_ids=input_ids)
-            tokens = text_model.head(out.last_hidden_state)
             pooled = out.pooler_output
+        else:
+            # The authors' batch-1 semantics for any batch: real tokens never
+            # attend to padding, and g is the head of each sample's last real
+            # token (the EOS the tokenizer appends).
+            out = text_model(
+                input_ids=input_ids, attention_mask=attention_mask)
+            last = attention_mask.sum(1) - 1
+            hidden = out.last_hidden_state
+            pooled = text_model.head(hidden[torch.arange(hidden.shape[0]),
+                                            last])
+        tokens = out.last_hidden_state
+        if self.text_feature == 'projected':
+            tokens = text_model.head(tokens)
         return {
             'text_feats': tokens,
             'text_mask': attention_mask.bool(),
@@ -329,12 +437,23 @@ class CLIPBackbone(BaseModule):
 
         Returns:
             Tensor: (B, 3, S, S) normalised pixels, S = ``image_size``
-            (bicubic, antialiased, like the HF image processors' PIL resize).
+            (``clip_resize='bilinear'``: normalised, then bilinear without
+            antialiasing, as the authors; ``'bicubic_antialias'``: bicubic
+            with antialiasing, then normalised).
         """
-        if images.shape[-2:] != (self.image_size, self.image_size):
+        size = (self.image_size, self.image_size)
+        if not images.is_floating_point():
+            images = images.float()
+        if self.clip_resize == 'bilinear':
+            images = (images - self.image_mean) / self.image_std
+            if images.shape[-2:] != size:
+                images = F.interpolate(
+                    images, size=size, mode='bilinear', align_corners=False)
+            return images
+        if images.shape[-2:] != size:
             images = F.interpolate(
-                images.float(),
-                size=(self.image_size, self.image_size),
+                images,
+                size=size,
                 mode='bicubic',
                 align_corners=False,
                 antialias=True)

@@ -15,6 +15,7 @@ from mmseg.utils import SampleList
 from torch import Tensor
 
 from mmrsrefseg.utils.lora import load_state_dict_strict
+from mmrsrefseg.utils.sam_checkpoint import read_sam_state_dict
 from mmrsrefseg.utils.sam_import import import_segment_anything
 
 # Identical to segment_anything.build_sam.build_sam_vit_{b,l,h}.
@@ -68,8 +69,9 @@ class SAMPromptHead(BaseDecodeHead):
         decoder_cfg (dict, optional): Overrides of the mask decoder
             (``transformer_depth`` 2, ``mlp_dim`` 2048, ``num_heads`` 8,
             ``iou_head_hidden_dim`` 256, ``num_multimask_outputs`` 3).
-        checkpoint (str, optional): Official SAM ``.pth`` state dict loaded
-            strictly in :meth:`init_weights`. Defaults to None.
+        checkpoint (str, optional): Official SAM ``.pth`` state dict or HF
+            ``SamModel`` directory, loaded strictly in :meth:`init_weights`.
+            Defaults to None.
         pixel_mean (Sequence[float]): SAM's RGB mean (0-255).
         pixel_std (Sequence[float]): SAM's RGB std (0-255).
         threshold (float): Probability threshold of the prediction. Defaults
@@ -172,7 +174,12 @@ class SAMPromptHead(BaseDecodeHead):
                              torch.tensor(pixel_std).view(-1, 1, 1), False)
 
     def init_weights(self):
-        """Load the official SAM checkpoint strictly when configured.
+        """Load the SAM checkpoint strictly when configured.
+
+        ``checkpoint`` is an official segment-anything ``sam_vit_*.pth`` or
+        an HF ``SamModel.save_pretrained`` directory (what the RSRefSeg
+        authors load, e.g. ``KyanChen/sam-vit-base``), renamed by
+        :func:`mmrsrefseg.utils.sam_checkpoint.hf_sam_to_segment_anything`.
 
         Raises:
             FileNotFoundError: If ``checkpoint`` does not exist.
@@ -182,10 +189,7 @@ class SAMPromptHead(BaseDecodeHead):
         if self.checkpoint is None:
             super().init_weights()
             return
-        state = torch.load(
-            self.checkpoint, map_location='cpu', weights_only=True)
-        if isinstance(state, dict) and 'state_dict' in state:
-            state = state['state_dict']
+        state = dict(read_sam_state_dict(self.checkpoint))
         # pixel_mean/std are non-persistent here but stored in official files
         for key in ('pixel_mean', 'pixel_std'):
             if key in state:

@@ -5,6 +5,7 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
@@ -12,9 +13,23 @@ from torch import Tensor
 from mmrsrefseg.utils.sam_import import import_segment_anything
 
 
-def _conv_norm_act(in_channels, out_channels, kernel_size, stride=1):
-    """Conv2d -> LayerNorm2d (SAM's) -> GELU."""
-    layer_norm_2d = import_segment_anything()[0].common.LayerNorm2d
+def _conv_norm_act(in_channels: int,
+                   out_channels: int,
+                   kernel_size: int,
+                   norm_cfg: dict,
+                   stride: int = 1) -> nn.Sequential:
+    """Conv2d (no bias) -> norm -> GELU, as mmcv's ``ConvModule``.
+
+    ``norm_cfg`` is an mmcv norm config (``SyncBN``, ``BN``, ``GN``...) or
+    ``dict(type='LN2d')`` for SAM's ``LayerNorm2d`` (channel-wise LayerNorm
+    of a (B, C, H, W) map, eps 1e-6).
+    """
+    norm_cfg = dict(norm_cfg)
+    if norm_cfg['type'] == 'LN2d':
+        layer_norm_2d = import_segment_anything()[0].common.LayerNorm2d
+        norm = layer_norm_2d(out_channels, eps=norm_cfg.get('eps', 1e-6))
+    else:
+        norm = build_norm_layer(norm_cfg, out_channels)[1]
     return nn.Sequential(
         nn.Conv2d(
             in_channels,
@@ -22,7 +37,7 @@ def _conv_norm_act(in_channels, out_channels, kernel_size, stride=1):
             kernel_size,
             stride=stride,
             padding=kernel_size // 2,
-            bias=False), layer_norm_2d(out_channels), nn.GELU())
+            bias=False), norm, nn.GELU())
 
 
 def global_activation_logits(visual_feats: Tensor, text_embeds: Tensor,
@@ -95,6 +110,13 @@ class TextFilterNeck(BaseModule):
         logit_scale_init (float): Initial learnable scale. Defaults to 10.
         logit_bias_init (float): Initial learnable bias. Defaults to -10
             (SigLIP's initialisation).
+        norm_cfg (dict): Norm of the prompter's conv blocks: an mmcv norm
+            config or ``dict(type='LN2d')`` (SAM's ``LayerNorm2d``).
+            Defaults to ``dict(type='SyncBN', requires_grad=True)``, the
+            authors' (``configs_RSRefSeg/RSRefSeg-b.py``; mmengine's runner
+            turns SyncBN into BN when not distributed). BN makes a sample's
+            training-mode output depend on its batch (as in the authors'
+            code); ``LN2d`` does not.
         init_cfg (dict, optional): mmengine init config.
 
     Raises:
@@ -111,6 +133,7 @@ class TextFilterNeck(BaseModule):
                  logit_mode: str = 'backbone',
                  logit_scale_init: float = 10.,
                  logit_bias_init: float = -10.,
+                 norm_cfg: dict = dict(type='SyncBN', requires_grad=True),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
@@ -127,9 +150,12 @@ class TextFilterNeck(BaseModule):
         if logit_mode == 'learnable':
             self.logit_scale = nn.Parameter(
                 torch.tensor(float(logit_scale_init)))
-        self.input_proj = _conv_norm_act(3 * in_channels, prompt_channels, 1)
+        self.norm_cfg = dict(norm_cfg)
+        self.input_proj = _conv_norm_act(3 * in_channels, prompt_channels, 1,
+                                         norm_cfg)
         self.downsample = nn.Sequential(*[
-            _conv_norm_act(prompt_channels, prompt_channels, 3, stride=2)
+            _conv_norm_act(
+                prompt_channels, prompt_channels, 3, norm_cfg, stride=2)
             for _ in range(num_downsample)
         ])
         self.output_proj = nn.Conv2d(prompt_channels, prompt_channels, 1)
@@ -156,8 +182,10 @@ class TextFilterNeck(BaseModule):
 
         Returns:
             dict: ``local_activation`` (B, T, h, w) in [0, 1] (0 at padding
-            tokens), ``global_logits`` (B, h, w) (``Z_g``, unbounded),
-            ``activation_features`` (B, 3C, h, w) = ``[F_l, F_g, V]``.
+            tokens), ``mean_local_activation`` (B, h, w) in [0, 1] (mean
+            over the real tokens), ``global_logits`` (B, h, w) (``Z_g``,
+            unbounded), ``activation_features`` (B, 3C, h, w) =
+            ``[F_l, F_g, V]``.
         """
         v = feats['visual_feats']
         mask = feats['text_mask'].to(v.dtype)
@@ -172,6 +200,7 @@ class TextFilterNeck(BaseModule):
         f_global = torch.sigmoid(z_global)[:, None] * v
         return {
             'local_activation': local,
+            'mean_local_activation': mean_local,
             'global_logits': z_global,
             'activation_features': torch.cat([f_local, f_global, v], dim=1)
         }

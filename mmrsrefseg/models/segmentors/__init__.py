@@ -1,4 +1,4 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-from .rsrefseg import DEFAULT_LORA_TARGETS, RSRefSeg
+from .rsrefseg import DEFAULT_LORA_TARGETS, LORA_TARGET_SETS, RSRefSeg
 
-__all__ = ['RSRefSeg', 'DEFAULT_LORA_TARGETS']
+__all__ = ['RSRefSeg', 'DEFAULT_LORA_TARGETS', 'LORA_TARGET_SETS']

@@ -7,23 +7,44 @@ from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList)
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmrsrefseg.utils.lora import count_parameters, inject_lora
 
-# The paper's LoRA targets (RSRefSeg, arXiv:2501.06809, Sec. III-D): SAM's
-# attention qkv/proj and MLP lin1/lin2 in every block; CLIP's vision and
-# text attention q/k/v/out projections. Regular expressions are matched
-# against full module names, so SAM's ``patch_embed.proj`` and SigLIP's
-# attention-pooling head are not adapted.
-DEFAULT_LORA_TARGETS = {
-    'decode_head.image_encoder':
-    r'blocks\.\d+\.(attn\.(qkv|proj)|mlp\.lin[12])',
-    'backbone.model.vision_model':
-    r'encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|out_proj)',
-    'backbone.model.text_model':
-    r'encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|out_proj)',
+_ATTN = r'encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|out_proj)'
+_SAM_BLOCKS = r'blocks\.\d+\.(attn\.(qkv|proj)|mlp\.lin[12])'
+
+#: Named LoRA target sets: submodule path -> regular expression matched
+#: against the submodule's full module names (``re.fullmatch``).
+#:
+#: - ``'authors'`` (default): the authors' public config
+#:   (KyanChen/RSRefSeg ``configs_RSRefSeg/RSRefSeg-b.py``, ``lora_cfg``)
+#:   translated to our module names. SAM: ``qkv, proj, lin1, lin2`` of every
+#:   block and the neck convolutions (HF ``neck.conv1`` / ``neck.conv2`` =
+#:   segment-anything ``neck.0`` / ``neck.2``); their suffix ``proj`` does
+#:   not reach the patch embedding there (HF calls it ``projection``), so it
+#:   is excluded here too. SigLIP vision: ``q/k/v/out_proj``, and, because
+#:   peft matches the suffix ``out_proj``, the ``out_proj`` of the
+#:   attention-pooling head's ``nn.MultiheadAttention``: that adapter never
+#:   acts (the head's output is unused, and ``nn.MultiheadAttention`` reads
+#:   ``out_proj.weight`` directly) and is frozen here, kept for identical
+#:   parameter names and counts. SigLIP text: ``q/k/v/out_proj`` and the
+#:   text ``head``.
+#: - ``'blocks_only'``: attention and MLP projections inside the encoder
+#:   blocks only (mmrsrefseg < 0.2): no SAM neck, no SigLIP heads.
+LORA_TARGET_SETS = {
+    'authors': {
+        'decode_head.image_encoder': _SAM_BLOCKS + r'|neck\.[02]',
+        'backbone.model.vision_model': _ATTN + r'|head\.attention\.out_proj',
+        'backbone.model.text_model': _ATTN + r'|head',
+    },
+    'blocks_only': {
+        'decode_head.image_encoder': _SAM_BLOCKS,
+        'backbone.model.vision_model': _ATTN,
+        'backbone.model.text_model': _ATTN,
+    },
 }
+DEFAULT_LORA_TARGETS = LORA_TARGET_SETS['authors']
 
 
 @MODELS.register_module()
@@ -46,9 +67,10 @@ class RSRefSeg(EncoderDecoder):
         neck (dict): ``TextFilterNeck`` config.
         decode_head (dict): ``SAMPromptHead`` config.
         lora_cfg (dict, optional): LoRA fine-tuning. Keys: ``rank`` (16),
-            ``alpha`` (16), ``dropout`` (0.1), ``targets`` (dict mapping a
-            submodule path to a peft target spec; defaults to
-            :data:`DEFAULT_LORA_TARGETS`) and ``frozen`` (list of submodule
+            ``alpha`` (16), ``dropout`` (0.1), ``targets`` (the name of a
+            set in :data:`LORA_TARGET_SETS`, ``'authors'`` by default, or a
+            dict mapping a submodule path to a peft target spec) and
+            ``frozen`` (list of submodule
             paths frozen entirely in addition to the LoRA targets; defaults
             to ``['backbone']``, which also freezes CLIP's logit scale and
             bias). None trains everything (full fine-tuning).
@@ -76,42 +98,93 @@ class RSRefSeg(EncoderDecoder):
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self._freeze_unused_parameters()
         self.lora_cfg = lora_cfg
         if lora_cfg is not None:
             self._apply_lora(lora_cfg)
+        self._freeze_unused_parameters()
         self._log_parameters()
 
     def _freeze_unused_parameters(self):
-        """Freeze parameters that never reach the loss.
+        """Freeze parameters that never reach the loss, and record them.
 
         RSRefSeg gives SAM no points or boxes, and either always or never a
-        mask prompt; the neck may take the similarity scale/bias from CLIP or
-        learn its own. Parameters outside the graph would make DDP fail.
+        mask prompt; it never uses SAM's IoU prediction or SigLIP's pooled
+        image feature; the neck may take the similarity scale/bias from CLIP
+        or learn its own. Parameters outside the graph would make DDP fail
+        (the authors set ``find_unused_parameters=True`` instead). The frozen
+        parameters that the authors' composition leaves trainable are
+        recorded in :attr:`unused_trainable_in_authors` (name -> count), so
+        that :meth:`authors_trainable_count` can state their figure.
         """
+        unused = {}
+
+        def freeze(name: str, target, all_params: bool = False):
+            # all_params: the authors train all of it (else only what is
+            # trainable now, e.g. the LoRA matrices of a frozen module)
+            params = [target] if isinstance(target, nn.Parameter) else list(
+                target.parameters())
+            n = sum(p.numel() for p in params
+                    if all_params or p.requires_grad)
+            for p in params:
+                p.requires_grad_(False)
+            if n:
+                unused[name] = n
+
         clip = self.backbone.model
         mode = getattr(self.neck, 'logit_mode', 'backbone')
         if mode == 'learnable':
             clip.logit_scale.requires_grad_(False)
         if mode != 'backbone' and hasattr(clip, 'logit_bias'):
             clip.logit_bias.requires_grad_(False)
+        head = getattr(clip.vision_model, 'head', None)
+        if head is not None:  # SigLIP's attention pooling (LoRA there)
+            freeze('backbone.model.vision_model.head', head)
         pe = self.decode_head.prompt_encoder
-        pe.point_embeddings.requires_grad_(False)
-        pe.not_a_point_embed.requires_grad_(False)
+        freeze('decode_head.prompt_encoder.point_embeddings',
+               pe.point_embeddings)
+        freeze('decode_head.prompt_encoder.not_a_point_embed',
+               pe.not_a_point_embed)
         if self.neck.use_dense_prompt:
-            pe.no_mask_embed.requires_grad_(False)
+            freeze('decode_head.prompt_encoder.no_mask_embed',
+                   pe.no_mask_embed)
         else:
-            pe.mask_downscaling.requires_grad_(False)
+            freeze('decode_head.prompt_encoder.mask_downscaling',
+                   pe.mask_downscaling)
+        freeze(
+            'decode_head.mask_decoder.iou_prediction_head',
+            self.decode_head.mask_decoder.iou_prediction_head,
+            all_params=True)
+        self.unused_trainable_in_authors = unused
+
+    def authors_trainable_count(self) -> int:
+        """Trainable parameters as the authors' composition counts them.
+
+        Ours (the parameters that receive gradients) plus those that the
+        authors leave ``requires_grad=True`` although they never reach the
+        loss (:attr:`unused_trainable_in_authors`). Meaningful with the
+        authors' LoRA targets and a frozen CLIP.
+
+        Returns:
+            int: Parameter count.
+        """
+        return count_parameters(self)[1] + sum(
+            self.unused_trainable_in_authors.values())
 
     def _apply_lora(self, cfg: dict):
         cfg = dict(cfg)
-        targets = cfg.pop('targets', DEFAULT_LORA_TARGETS)
+        targets = cfg.pop('targets', 'authors')
         frozen = cfg.pop('frozen', ['backbone'])
         rank = cfg.pop('rank', 16)
         alpha = cfg.pop('alpha', 16)
         dropout = cfg.pop('dropout', 0.1)
         if cfg:
             raise KeyError(f'Unknown lora_cfg keys: {sorted(cfg)}')
+        if isinstance(targets, str):
+            if targets not in LORA_TARGET_SETS:
+                raise KeyError(f'Unknown lora_cfg.targets {targets!r}; '
+                               f'choose from {sorted(LORA_TARGET_SETS)} or '
+                               'give a dict')
+            targets = LORA_TARGET_SETS[targets]
         for path in frozen:
             self.get_submodule(path).requires_grad_(False)
         for path, spec in targets.items():

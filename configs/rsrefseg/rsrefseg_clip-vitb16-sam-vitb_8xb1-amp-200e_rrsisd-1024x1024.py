@@ -2,7 +2,7 @@
 # SigLIP. CLIP's patch and text tokens are projected into the joint 512-d
 # space by visual_projection / text_projection inside CLIPBackbone. CLIP has no
 # logit bias: the neck learns one (logit_mode='backbone_scale').
-_base_ = ['./rsrefseg_siglip-so400m-sam-vitb_8xb4-amp-200e_rrsisd-1024x1024.py']
+_base_ = ['./rsrefseg_siglip-so400m-sam-vitb_8xb1-amp-200e_rrsisd-1024x1024.py']
 model = dict(
     backbone=dict(
         _delete_=True,

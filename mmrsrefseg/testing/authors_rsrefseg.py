@@ -1,0 +1,437 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""The RSRefSeg authors' composition, rebuilt for parity tests and benchmarks.
+
+A re-implementation (not a copy) of the forward graph of the authors' public
+code (KyanChen/RSRefSeg, ``rsris/models/models.py``, ``RefSegEncoderDecoder``
+with ``RefSegSamVisionEncoder``, ``RefSegSiglipVisionModel``,
+``RefSegSiglipTextModel``, ``RefSegSamPromptEncoder``,
+``RefSegSamMaskDecoder``; LoRA as in ``configs_RSRefSeg/RSRefSeg-b.py``) from
+the same libraries the authors use: transformers' ``SamModel`` and
+``SiglipModel``, peft's ``get_peft_model`` and mmcv's ``ConvModule``. Module
+names equal theirs, so :meth:`AuthorsRSRefSeg.state_dict` has the key layout
+of a checkpoint trained with their code.
+
+What it keeps of theirs on purpose, including what mmrsrefseg corrects:
+texts tokenised with ``padding=True`` (so in a batch of mixed-length
+expressions the sentence feature of a short one is a padding token's and the
+local mean includes padding, as in their code), SigLIP's input normalised
+then resized bilinearly, the prompter with SyncBN (``norm_cfg``; BN on one
+process), SAM's vision encoder, prompt encoder and mask decoder from HF.
+Differences that cannot matter numerically: weights are random (built from
+configs, nothing downloaded); ``torchvision.transforms.functional.normalize``
+is written out (torchvision is not installable here).
+"""
+import copy
+import math
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# ``configs_RSRefSeg/RSRefSeg-b.py`` lora_cfg.
+AUTHORS_LORA_CFG = dict(
+    backbone=dict(
+        r=16,
+        lora_alpha=16,
+        lora_dropout=0.1,
+        target_modules=[
+            'qkv', 'proj', 'lin1', 'lin2', 'neck.conv1', 'neck.conv2'
+        ]),
+    clip_vision_encoder=dict(
+        r=16,
+        lora_alpha=16,
+        lora_dropout=0.1,
+        target_modules=['k_proj', 'v_proj', 'q_proj', 'out_proj']),
+    clip_text_encoder=dict(
+        r=16,
+        lora_alpha=16,
+        lora_dropout=0.1,
+        target_modules=r'(^model\.encoder\.layers\..*\.self_attn\.'
+        r'(k_proj|v_proj|q_proj|out_proj))|(^model\.head)'))
+# HF processors: SamProcessor (ImageNet statistics), SiglipProcessor (0.5).
+SAM_MEAN, SAM_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+SIGLIP_MEAN, SIGLIP_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+
+class _Wrapper(nn.Module):
+    """Holds an HF sub-model as ``.model`` (the authors' wrapper layout).
+
+    The authors' wrappers also expose the HF config as ``.config``; with
+    peft 0.21 and transformers 5 that attribute makes peft look up an HF
+    weight-conversion mapping and fail on the wrapper, so it is kept as
+    ``hf_config`` here (peft then treats the module as a custom model, as
+    with the library versions the authors used).
+    """
+
+    def __init__(self, model: nn.Module, config, **extra):
+        super().__init__()
+        self.model = model
+        self.hf_config = config
+        for name, value in extra.items():
+            setattr(self, name, value)
+
+    def forward(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+
+def _normalize(x: Tensor, mean: Sequence[float],
+               std: Sequence[float]) -> Tensor:
+    mean = x.new_tensor(mean).view(1, -1, 1, 1)
+    std = x.new_tensor(std).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+class AuthorsRSRefSeg(nn.Module):
+    """The authors' RSRefSeg forward, from transformers + peft + mmcv.
+
+    Args:
+        sam_config (transformers.SamConfig): SAM architecture.
+        siglip_config (transformers.SiglipConfig): SigLIP architecture.
+        tokenizer: A SigLIP tokenizer (called with ``padding=True,
+            truncation=True, max_length=128`` as theirs).
+        lora_cfg (dict, optional): Per-part ``LoraConfig`` kwargs. Defaults
+            to :data:`AUTHORS_LORA_CFG`; a part left out is frozen.
+        down_spatial_times (int): Stride-2 prompter blocks. Defaults to 2.
+        with_dense_feat (bool): Mask prompt from Z_g. Defaults to True.
+        norm_cfg (dict): Prompter norm. Defaults to BN (their SyncBN on one
+            process).
+    """
+
+    def __init__(self,
+                 sam_config,
+                 siglip_config,
+                 tokenizer,
+                 lora_cfg: Optional[dict] = None,
+                 down_spatial_times: int = 2,
+                 with_dense_feat: bool = True,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True)):
+        super().__init__()
+        from mmcv.cnn import ConvModule
+        from peft import LoraConfig, get_peft_model
+        from transformers import SamModel, SiglipModel
+        sam = SamModel(sam_config)
+        siglip = SiglipModel(siglip_config)
+        self.tokenizer = tokenizer
+        self.clip_image_size = int(siglip_config.vision_config.image_size)
+        self.backbone = _Wrapper(
+            sam.vision_encoder,
+            sam.vision_encoder.config,
+            shared_image_embedding=sam.shared_image_embedding)
+        self.clip_vision_encoder = _Wrapper(siglip.vision_model,
+                                            siglip.vision_model.config)
+        self.clip_text_encoder = _Wrapper(
+            siglip.text_model,
+            siglip.text_model.config,
+            logit_scale=siglip.logit_scale,
+            logit_bias=siglip.logit_bias)
+        self.sam_prompt_encoder = _Wrapper(sam.prompt_encoder,
+                                           sam_config.prompt_encoder_config)
+        self.sam_mask_decoder = _Wrapper(sam.mask_decoder,
+                                         sam_config.mask_decoder_config)
+        self.down_spatial_times = down_spatial_times
+        self.with_dense_feat = with_dense_feat
+        hidden = self.sam_prompt_encoder.model.hidden_size
+        width = self.clip_text_encoder.hf_config.hidden_size
+        act = dict(type='GELU')
+        self.prompter_down_channel = ConvModule(
+            width * 3, hidden, 1, norm_cfg=norm_cfg, act_cfg=act)
+        self.prompter_down_spatial = nn.Sequential(
+            *[
+                ConvModule(
+                    hidden,
+                    hidden,
+                    3,
+                    stride=2,
+                    padding=1,
+                    norm_cfg=norm_cfg,
+                    act_cfg=act) for _ in range(down_spatial_times)
+            ],
+            ConvModule(hidden, hidden, 1, norm_cfg=None, act_cfg=None))
+        lora_cfg = AUTHORS_LORA_CFG if lora_cfg is None else lora_cfg
+        for name in ('backbone', 'clip_vision_encoder', 'clip_text_encoder'):
+            if name in lora_cfg:
+                config = LoraConfig(**copy.deepcopy(lora_cfg[name]))
+                setattr(self, name, get_peft_model(getattr(self, name),
+                                                   config))
+            else:
+                getattr(self, name).requires_grad_(False)
+
+    def image_positional_embeddings(self, size: int) -> Tensor:
+        """SAM's dense positional encoding (1, C, size, size)."""
+        shared = self.backbone.shared_image_embedding
+        grid = torch.ones((size, size),
+                          device=shared.positional_embedding.device,
+                          dtype=shared.positional_embedding.dtype)
+        y = (grid.cumsum(dim=0) - 0.5) / size
+        x = (grid.cumsum(dim=1) - 0.5) / size
+        pe = shared(torch.stack([x, y], dim=-1))
+        return pe.permute(2, 0, 1).unsqueeze(0)
+
+    def forward(self, inputs: Tensor, texts: List[str]) -> Dict[str, Tensor]:
+        """The authors' ``extract_feat``.
+
+        Args:
+            inputs (Tensor): (B, 3, S, S) RGB in [0, 1] (their data
+                preprocessor divides by 255), S = SAM's input size.
+            texts (list[str]): B referring expressions.
+
+        Returns:
+            dict: ``masks`` (B, 1, 4h, 4w) low-resolution mask logits,
+            ``global_logits`` (B, h', w') Z_g.
+        """
+        sam_feat = self.backbone(_normalize(inputs, SAM_MEAN,
+                                            SAM_STD))['last_hidden_state']
+        x_clip = _normalize(inputs, SIGLIP_MEAN, SIGLIP_STD)
+        x_clip = F.interpolate(
+            x_clip,
+            size=[self.clip_image_size, self.clip_image_size],
+            mode='bilinear',
+            align_corners=False)
+        visual = self.clip_vision_encoder(x_clip)['last_hidden_state']
+        side = int(math.sqrt(visual.shape[1]))
+        visual = visual.transpose(1, 2).reshape(visual.shape[0], -1, side,
+                                                side)
+        text_dict = self.tokenizer(
+            texts,
+            return_tensors='pt',
+            padding=True,
+            truncation=True,
+            max_length=128)
+        text_dict = {k: v.to(inputs.device) for k, v in text_dict.items()}
+        text_out = self.clip_text_encoder(**text_dict)
+        pooled, tokens = text_out['pooler_output'], text_out[
+            'last_hidden_state']
+        v_n = visual / visual.norm(p=2, dim=1, keepdim=True)
+        t_n = tokens / tokens.norm(p=2, dim=2, keepdim=True)
+        g_n = pooled / pooled.norm(p=2, dim=1, keepdim=True)
+        scale = self.clip_text_encoder.logit_scale.exp()
+        bias = self.clip_text_encoder.logit_bias
+        local = torch.sigmoid(
+            torch.einsum('bchw,bdc->bdhw', v_n, t_n) * scale + bias)
+        local_feat = torch.einsum('bdhw,bchw->bchw', local,
+                                  visual) / local.size(1)
+        local_feat = (visual + local_feat) / 2
+        global_logit = torch.einsum('bchw,bc->bhw', v_n, g_n) * scale + bias
+        global_feat = torch.sigmoid(global_logit)[:, None] * visual
+        feat = torch.cat([local_feat, global_feat, visual], dim=1)
+        feat = self.prompter_down_channel(feat)
+        feat = feat + self.image_positional_embeddings(feat.size(2))
+        feat = self.prompter_down_spatial(feat)
+        b = inputs.size(0)
+        image_pe = self.image_positional_embeddings(sam_feat.size(2)).repeat(
+            b, 1, 1, 1)
+        masks = None
+        if self.with_dense_feat:
+            masks = F.interpolate(
+                global_logit.unsqueeze(1),
+                size=(image_pe.size(2) * 4, image_pe.size(3) * 4),
+                mode='bilinear',
+                align_corners=False)
+        _, dense = self.sam_prompt_encoder(
+            input_points=None,
+            input_labels=None,
+            input_boxes=None,
+            input_masks=masks)
+        sparse = feat.flatten(2).transpose(1, 2).unsqueeze(1)
+        low_res_masks, _ = self.sam_mask_decoder(
+            image_embeddings=sam_feat,
+            image_positional_embeddings=image_pe,
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False)
+        return dict(masks=low_res_masks.squeeze(1), global_logits=global_logit)
+
+
+def sam_config_from_head(head: dict):
+    """transformers ``SamConfig`` equal to an mmrsrefseg ``SAMPromptHead``.
+
+    Args:
+        head (dict): ``model.decode_head`` of an mmrsrefseg config.
+
+    Returns:
+        transformers.SamConfig
+    """
+    from transformers import SamConfig
+
+    from mmrsrefseg.models.heads.sam_prompt_head import SAM_PRESETS
+    enc = dict(
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        global_attn_indexes=(2, 5, 8, 11),
+        window_size=14,
+        patch_size=16)
+    if head.get('sam_type', 'vit_b') is not None:
+        enc.update(SAM_PRESETS[head.get('sam_type', 'vit_b')])
+    enc.update(head.get('encoder_cfg') or {})
+    dec = dict(
+        transformer_depth=2,
+        mlp_dim=2048,
+        num_heads=8,
+        num_multimask_outputs=3,
+        iou_head_depth=3,
+        iou_head_hidden_dim=256)
+    dec.update(head.get('decoder_cfg') or {})
+    size = head.get('image_size', 1024)
+    prompt = head.get('prompt_channels', 256)
+    return SamConfig(
+        vision_config=dict(
+            hidden_size=enc['embed_dim'],
+            output_channels=prompt,
+            num_hidden_layers=enc['depth'],
+            num_attention_heads=enc['num_heads'],
+            image_size=size,
+            patch_size=enc['patch_size'],
+            window_size=enc['window_size'],
+            global_attn_indexes=list(enc['global_attn_indexes']),
+            num_pos_feats=prompt // 2),
+        prompt_encoder_config=dict(
+            hidden_size=prompt, image_size=size,
+            patch_size=enc['patch_size']),
+        mask_decoder_config=dict(
+            hidden_size=prompt,
+            mlp_dim=dec['mlp_dim'],
+            num_hidden_layers=dec['transformer_depth'],
+            num_attention_heads=dec['num_heads'],
+            num_multimask_outputs=dec['num_multimask_outputs'],
+            iou_head_depth=dec['iou_head_depth'],
+            iou_head_hidden_dim=dec['iou_head_hidden_dim']))
+
+
+def build_authors_from_config(model_cfg: dict,
+                              tokenizer=None,
+                              lora: bool = True) -> AuthorsRSRefSeg:
+    """The authors' composition with the shapes of an mmrsrefseg config.
+
+    Args:
+        model_cfg (dict): ``model`` of a SigLIP RSRefSeg config.
+        tokenizer: SigLIP tokenizer; None loads the config's
+            ``backbone.tokenizer`` / ``backbone.pretrained`` on first use
+            (only needed for :meth:`AuthorsRSRefSeg.forward`).
+        lora (bool): Apply the authors' LoRA (with ``model.lora_cfg``'s
+            rank, alpha, dropout). Defaults to True.
+
+    Returns:
+        AuthorsRSRefSeg
+
+    Raises:
+        ValueError: If the config's backbone is not SigLIP.
+    """
+    from transformers import SiglipConfig
+    backbone = model_cfg['backbone']
+    if backbone.get('model_type') != 'siglip':
+        raise ValueError('The authors\' composition is SigLIP-based; got '
+                         f"model_type={backbone.get('model_type')!r}")
+    if tokenizer is None:
+        path = backbone.get('tokenizer') or backbone.get('pretrained')
+
+        def tokenizer(*args, **kwargs):
+            from transformers import AutoTokenizer
+            return AutoTokenizer.from_pretrained(path)(*args, **kwargs)
+
+    lora_cfg = {}
+    if lora:
+        lcfg = model_cfg.get('lora_cfg') or {}
+        lora_cfg = copy.deepcopy(AUTHORS_LORA_CFG)
+        for part in lora_cfg.values():
+            part.update(
+                r=lcfg.get('rank', 16),
+                lora_alpha=lcfg.get('alpha', 16),
+                lora_dropout=lcfg.get('dropout', 0.1))
+    neck = model_cfg['neck']
+    return AuthorsRSRefSeg(
+        sam_config_from_head(model_cfg['decode_head']),
+        SiglipConfig(**copy.deepcopy(backbone['config'])),
+        tokenizer,
+        lora_cfg=lora_cfg,
+        down_spatial_times=neck.get('num_downsample', 2),
+        with_dense_feat=neck.get('use_dense_prompt', True))
+
+
+def tiny_siglip_rsrefseg_cfg(tokenizer_dir: str, vocab_size: int) -> dict:
+    """An RSRefSeg model config (SigLIP + SAM) small enough for CPU tests.
+
+    Args:
+        tokenizer_dir (str): A SigLIP tokenizer directory.
+        vocab_size (int): Text vocabulary size (``len(tokenizer)``).
+
+    Returns:
+        dict: ``model`` config: 128x128 SAM input, 7x7 SigLIP grid, prompter
+        with BN and two stride-2 blocks, authors' LoRA targets at rank 4.
+    """
+    return dict(
+        type='RSRefSeg',
+        data_preprocessor=dict(
+            type='SegDataPreProcessor',
+            mean=None,
+            std=None,
+            bgr_to_rgb=True,
+            size=(128, 128)),
+        backbone=dict(
+            type='CLIPBackbone',
+            model_type='siglip',
+            tokenizer=tokenizer_dir,
+            config=dict(
+                text_config=dict(
+                    vocab_size=vocab_size,
+                    hidden_size=32,
+                    intermediate_size=64,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    max_position_embeddings=32),
+                vision_config=dict(
+                    hidden_size=32,
+                    intermediate_size=64,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    image_size=56,
+                    patch_size=8))),
+        neck=dict(
+            type='TextFilterNeck',
+            in_channels=32,
+            prompt_channels=32,
+            num_downsample=2,
+            mask_prompt_size=(32, 32),
+            norm_cfg=dict(type='BN')),
+        decode_head=dict(
+            type='SAMPromptHead',
+            sam_type=None,
+            encoder_cfg=dict(
+                embed_dim=32,
+                depth=2,
+                num_heads=2,
+                global_attn_indexes=(1, ),
+                window_size=4),
+            image_size=128,
+            prompt_channels=32,
+            decoder_cfg=dict(
+                transformer_depth=2,
+                mlp_dim=64,
+                num_heads=2,
+                iou_head_hidden_dim=32)),
+        lora_cfg=dict(rank=4, alpha=8, dropout=0.1, targets='authors'))
+
+
+def randomise_weights(ref: 'AuthorsRSRefSeg', seed: int = 0) -> None:
+    """Make every part of the reference act: every weight perturbed.
+
+    peft initialises ``lora_B`` to zero, BN to the identity and HF SAM some
+    weights at std 1e-10, which would hide a misplaced adapter, norm or
+    layer from a parity test (the mask logits would be ~1e-5). SigLIP's scale and
+    bias are set to 10 and -2 so that the activations are not saturated.
+    """
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if name.endswith('.bn.weight'):
+                p.uniform_(0.5, 1.5)
+            else:  # HF SAM initialises at std 1e-10 .. 0.02
+                p.add_(torch.randn_like(p) * 0.2)
+        for name, b in ref.named_buffers():
+            if name.endswith('running_mean'):
+                b.normal_(0, 0.1)
+            elif name.endswith('running_var'):
+                b.uniform_(0.5, 1.5)
+        ref.clip_text_encoder.logit_scale.fill_(math.log(10.))
+        ref.clip_text_encoder.logit_bias.fill_(-2.)
