@@ -17,8 +17,9 @@ class RefSegJsonlDataset(BaseRefSegDataset):
 
     The RSRefSeg reference code converts RRSIS-D to
     ``datainfo/rrsisd_{train,val,test}.jsonl`` (see
-    ``tools/dataset_converters/rrsisd_to_jsonl.py``); RefSegRS and RISBench
-    are distributed in the same form. One JSON object per line::
+    ``tools/dataset_converters/rrsisd_to_jsonl.py``; RefSegRS and RISBench
+    with ``tools/dataset_converters/phrase_txt_to_jsonl.py``). One JSON object
+    per line::
 
         {"split": "test", "image_id": 11765, "sent": "A airplane at the
          bottom", "file_name": "11765.jpg", "category_id": 2,
@@ -28,9 +29,11 @@ class RefSegJsonlDataset(BaseRefSegDataset):
          "area": 2176840}
 
     Required fields: ``sent``, ``file_name``, ``image_id``, ``ann_id``,
-    ``category_id``, ``bbox``, ``segmentation``, and ``split`` when a split
-    filter is set; ``category_name`` and ``area`` are not used. Ids stored as
-    strings are normalised to int.
+    ``bbox``, ``segmentation``, and ``split`` when a split filter is set.
+    ``category_id`` is an int, or absent / null for datasets without
+    categories (RefSegRS, RISBench; the sample's ``category_id`` is then
+    None); ``category_name`` and ``area`` are not used. Ids stored as strings
+    are normalised to int.
 
     Ids the JSONL form lacks: ``ref_id`` is the 0-based index of the line in
     the file (blank lines count; stable for a given file, independent of the
@@ -149,8 +152,8 @@ class RefSegJsonlDataset(BaseRefSegDataset):
             ann_id=to_int_id(require(obj, 'ann_id', where), 'ann_id', where),
             image_id=to_int_id(
                 require(obj, 'image_id', where), 'image_id', where),
-            category_id=to_int_id(
-                require(obj, 'category_id', where), 'category_id', where),
+            category_id=(None if obj.get('category_id') is None else
+                         to_int_id(obj['category_id'], 'category_id', where)),
             segmentation=require(obj, 'segmentation', where),
             bbox=require(obj, 'bbox', where),
             ori_height=None,
