@@ -142,6 +142,9 @@ class RefSegJsonlDataset(BaseRefSegDataset):
         ref_id = to_int_id(obj.get('ref_id', index), 'ref_id', where)
         where = f'{where} (ref_id {ref_id})'
         sent_id = to_int_id(obj.get('sent_id', ref_id), 'sent_id', where)
+        category_id = obj.get('category_id')
+        if category_id is not None:
+            category_id = to_int_id(category_id, 'category_id', where)
         return dict(
             where=where,
             img_path=join_img_path(self.data_prefix['img_path'],
@@ -152,8 +155,7 @@ class RefSegJsonlDataset(BaseRefSegDataset):
             ann_id=to_int_id(require(obj, 'ann_id', where), 'ann_id', where),
             image_id=to_int_id(
                 require(obj, 'image_id', where), 'image_id', where),
-            category_id=(None if obj.get('category_id') is None else
-                         to_int_id(obj['category_id'], 'category_id', where)),
+            category_id=category_id,
             segmentation=require(obj, 'segmentation', where),
             bbox=require(obj, 'bbox', where),
             ori_height=None,

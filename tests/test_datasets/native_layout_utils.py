@@ -24,8 +24,9 @@ def rect_mask(hw, rect) -> np.ndarray:
 
 def write_rgb_tiff(path, rgb: np.ndarray, compression='tiff_lzw') -> None:
     """Write an (H, W, 3) uint8 RGB array as a TIFF with Pillow."""
-    Image.fromarray(rgb, mode='RGB').save(
-        str(path), format='TIFF', compression=compression)
+    image = Image.fromarray(rgb)
+    assert image.mode == 'RGB'
+    image.save(str(path), format='TIFF', compression=compression)
 
 
 def write_mask(path, mask01: np.ndarray, value: int = 255) -> None:
@@ -99,8 +100,7 @@ def make_risbench(root, samples):
     Returns:
         dict: As for :func:`make_refsegrs`, keyed by file name.
     """
-    return _write_layout(root, samples, 'img_rgb', 'mask',
-                         lambda s: s['file'],
+    return _write_layout(root, samples, 'img_rgb', 'mask', lambda s: s['file'],
                          lambda s: f'{s["file"]} {s["text"]}')
 
 
@@ -113,7 +113,10 @@ REFSEGRS_SAMPLES = [
         img_hw=(24, 32),
         rect=(0, 0, 5, 23)),
     dict(
-        id='1', split='train', text='a red   car', img_hw=(20, 30),
+        id='1',
+        split='train',
+        text='a red   car',
+        img_hw=(20, 30),
         rect=(10, 4, 17, 9)),
     dict(
         id='1',
@@ -122,10 +125,16 @@ REFSEGRS_SAMPLES = [
         img_hw=(20, 30),
         rect=(10, 4, 17, 9)),
     dict(
-        id='2', split='train', text='building', img_hw=(16, 16),
+        id='2',
+        split='train',
+        text='building',
+        img_hw=(16, 16),
         rect=(3, 3, 12, 12)),
     dict(
-        id='7', split='val', text='the white van', img_hw=(18, 22),
+        id='7',
+        split='val',
+        text='the white van',
+        img_hw=(18, 22),
         rect=(1, 2, 6, 8)),
     dict(
         id='12',

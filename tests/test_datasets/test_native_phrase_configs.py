@@ -109,16 +109,16 @@ def test_concat_config(tmp_path):
     paper = Config.fromfile(str(REPO / 'configs/rsrefseg_vitb.py'))
     concat = cfg.train_dataloader.dataset
     assert concat.type == 'ConcatDataset'
-    assert [d.type for d in concat.datasets] == [
-        'RRSISDDataset', 'RefSegRSDataset', 'RISBenchDataset'
-    ]
+    assert [d.type for d in concat.datasets
+            ] == ['RRSISDDataset', 'RefSegRSDataset', 'RISBenchDataset']
     assert concat.datasets[0] == paper.train_dataloader.dataset
     assert all(d.pipeline == paper.train_pipeline for d in concat.datasets)
     # validation and test stay on RRSIS-D
     assert cfg.val_dataloader == paper.val_dataloader
     assert cfg.test_dataloader == paper.test_dataloader
     cfg.merge_from_dict({
-        f'train_dataloader.dataset.datasets.{i}.data_root': str(roots[name])
+        f'train_dataloader.dataset.datasets.{i}.data_root':
+        str(roots[name])
         for i, name in enumerate(('rrsisd', 'refsegrs', 'risbench'))
     })
     dataset = DATASETS.build(cfg.train_dataloader.dataset)

@@ -120,9 +120,8 @@ def test_refsegrs_pipelines_read_tiff(refsegrs):
             ]))
     for i, ident in enumerate(['0', '1', '1', '2']):
         out = load[i]
-        np.testing.assert_array_equal(out['img'],
-                                      written['images'][f'{ident}.tif'][...,
-                                                                        ::-1])
+        np.testing.assert_array_equal(
+            out['img'], written['images'][f'{ident}.tif'][..., ::-1])
         np.testing.assert_array_equal(out['gt_seg_map'],
                                       written['masks'][f'{ident}.tif'])
         assert out['gt_seg_map'].dtype == np.uint8
@@ -295,8 +294,8 @@ def test_bom_crlf_and_blank_lines(tmp_path):
             for i in range(len(ds))] == [(0, 0, 'road'), (2, 2, 'a building')]
 
 
-@pytest.mark.parametrize('compression', [None, 'tiff_lzw', 'tiff_deflate',
-                                         'packbits'])
+@pytest.mark.parametrize('compression',
+                         [None, 'tiff_lzw', 'tiff_deflate', 'packbits'])
 def test_mask_reader_tiff_compressions(tmp_path, compression):
     from PIL import Image
     mask = np.zeros((9, 7), np.uint8)
@@ -326,12 +325,12 @@ def test_mask_reader_modes(tmp_path):
     def gt(img, name):
         path = tmp_path / name
         img.save(str(path))
-        return load(dict(seg_map_path=str(path), ori_shape=(6, 8)))[
-            'gt_seg_map']
+        return load(dict(seg_map_path=str(path),
+                         ori_shape=(6, 8)))['gt_seg_map']
 
     np.testing.assert_array_equal(
         gt(Image.fromarray(mask.astype(bool)), 'one_bit.tif'), expect)
-    palette = Image.fromarray(mask * 2, mode='P')
+    palette = Image.frombytes('P', (8, 6), (mask * 2).tobytes())
     palette.putpalette([0, 0, 0, 255, 255, 255, 255, 0, 0])
     np.testing.assert_array_equal(gt(palette, 'palette.tif'), expect)
     wide = Image.fromarray(mask.astype(np.uint16) * 1000)
@@ -360,8 +359,10 @@ def test_mask_reader_modes(tmp_path):
 def test_mask_file_size_checked_when_loading(tmp_path):
     path = tmp_path / 'm.tif'
     write_mask(path, rect_mask((10, 10), (0, 0, 4, 4)))
-    with pytest.raises(ValueError, match=r'\(10, 10\) differs from the '
-                       r'image size \(30, 10\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'\(10, 10\) differs from the '
+            r'image size \(30, 10\)'):
         LoadRefSegAnnotations(size_tolerance=4)(
             dict(seg_map_path=str(path), ori_shape=(30, 10)))
 
@@ -374,8 +375,8 @@ def test_image_reader_parity_opencv_pillow(refsegrs):
     with Image.open(path) as img:
         assert img.format == 'TIFF' and img.mode == 'RGB'
         assert img.info.get('compression') == 'tiff_lzw'
-        np.testing.assert_array_equal(np.asarray(img), written['images'][
-            '0.tif'])
+        np.testing.assert_array_equal(
+            np.asarray(img), written['images']['0.tif'])
     np.testing.assert_array_equal(
         cv2.imread(str(path))[..., ::-1], written['images']['0.tif'])
     with Image.open(root / 'masks' / '0.tif') as img:

@@ -69,8 +69,8 @@ def test_round_trip_matches_native(layout, tmp_path):
         for split in ('train', 'val', 'test')
     }
     assert counts == expected_counts
-    assert sorted(os.listdir(out_dir)) == sorted(
-        f'{layout}_{split}.jsonl' for split in counts)
+    assert sorted(os.listdir(out_dir)) == sorted(f'{layout}_{split}.jsonl'
+                                                 for split in counts)
     first = json.loads(
         (out_dir / f'{layout}_train.jsonl').read_text().splitlines()[0])
     assert list(first) == FIELDS
@@ -125,8 +125,7 @@ def test_converter_cli_and_errors(tmp_path):
                           cwd=str(REPO))
     assert proc.returncode == 0, proc.stderr
     assert os.listdir(tmp_path / 'out') == ['refsegrs_test.jsonl']
-    lines = (tmp_path / 'out' / 'refsegrs_test.jsonl').read_text().split(
-        '\n')
+    lines = (tmp_path / 'out' / 'refsegrs_test.jsonl').read_text().split('\n')
     assert len(lines) == 3 and lines[2] == ''
     assert [json.loads(line)['image_id'] for line in lines[:2]] == [12, 13]
     (root / 'output_phrase_val.txt').write_text('7\n')
@@ -149,8 +148,9 @@ def test_jsonl_category_null_or_absent(tmp_path):
     third = json.loads(lines[1])
     third['category_id'] = '3'
     path = tmp_path / 'edited.jsonl'
-    path.write_text('\n'.join([lines[0], json.dumps(second),
-                               json.dumps(third)]) + '\n')
+    path.write_text(
+        '\n'.join([lines[0], json.dumps(second),
+                   json.dumps(third)]) + '\n')
     ds = DATASETS.build(
         dict(
             type='RefSegJsonlDataset',
