@@ -17,9 +17,9 @@ class RefSegRSDataset(BaseRefSegDataset):
     """RefSegRS referring remote sensing image segmentation dataset.
 
     RefSegRS (Yuan et al., "RRSIS: Referring Remote Sensing Image
-    Segmentation", IEEE TGRS 2024) holds 4,420 image-expression-mask
-    triplets (train 2,172 / val 431 / test 1,817) on 512x512 RGB aerial tiles
-    of the SkyScapes dataset. Native layout, as distributed::
+    Segmentation", IEEE TGRS 2024, arXiv:2306.08625) holds 4,420
+    image-expression-mask triplets on 512x512 RGB aerial tiles cropped from
+    the SkyScapes dataset. Native layout, as distributed::
 
         data_root/
         ├── images/<id>.tif                # RGB image

@@ -13,8 +13,8 @@ class RISBenchDataset(RefSegRSDataset):
 
     RISBench (Dong et al., "Cross-Modal Bidirectional Interaction Model for
     Referring Remote Sensing Image Segmentation", arXiv:2410.08613, 2024)
-    holds 52,472 image-expression-mask triplets (train 26,300 / val 10,013 /
-    test 16,159) on 512x512 RGB images. Native layout, as distributed::
+    holds 52,472 image-expression-mask triplets on RGB images (those of
+    VRSBench). Native layout, as distributed::
 
         data_root/
         ├── img_rgb/<file>                 # RGB image
