@@ -3,11 +3,14 @@
 
 Holds the RRSIS-D metainfo, the id normalisation, the cheap structural
 validation and the decoding of COCO run-length encodings (RLE) and polygons,
-the join of RRSIS-D's ``refs(unc).p`` with its ``instances.json`` (also used by
+the decoding of mask image files (RefSegRS / RISBench, read with Pillow), the
+join of RRSIS-D's ``refs(unc).p`` with its ``instances.json`` (also used by
 ``tools/dataset_converters/rrsisd_to_jsonl.py``) and the common base class of
-:class:`RRSISDDataset` and :class:`RefSegJsonlDataset`. Nothing in this module
+:class:`RRSISDDataset`, :class:`RefSegJsonlDataset`,
+:class:`RefSegRSDataset` and :class:`RISBenchDataset`. Nothing in this module
 is registered.
 """
+import io
 import logging
 import os.path as osp
 import random
@@ -317,12 +320,19 @@ def resize_mask(mask: np.ndarray, image_hw: Tuple[int, int]) -> np.ndarray:
         mask, (image_hw[1], image_hw[0]), interpolation='nearest')
 
 
-def read_image_size(img_path: str, where: str) -> Tuple[int, int]:
+def read_image_size(img_path: str,
+                    where: str,
+                    kind: str = 'image') -> Tuple[int, int]:
     """Read an image's size from its header (PIL, no pixel decoding).
+
+    Pillow reads the headers of JPEG, PNG and TIFF files (RefSegRS / RISBench
+    ``.tif``), whatever their compression.
 
     Args:
         img_path (str): Local image path.
         where (str): File and ref id, for the error message.
+        kind (str): What the file is (``'image'`` or ``'mask'``), for the
+            error message. Defaults to ``'image'``.
 
     Returns:
         tuple[int, int]: ``(height, width)`` in pixels.
@@ -336,11 +346,69 @@ def read_image_size(img_path: str, where: str) -> Tuple[int, int]:
             width, height = img.size
     except FileNotFoundError as err:
         raise FileNotFoundError(
-            f'{where}: image file not found: {img_path}') from err
+            f'{where}: {kind} file not found: {img_path}') from err
     except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f'{where}: cannot read the image header of '
+        raise ValueError(f'{where}: cannot read the {kind} header of '
                          f'{img_path}: {err}') from err
     return height, width
+
+
+def read_mask_file(seg_map_path: str,
+                   where: str,
+                   threshold: float = 0,
+                   backend_args: Optional[dict] = None) -> np.ndarray:
+    """Read a mask image file and binarise it (object = value > threshold).
+
+    The file is fetched with :func:`mmengine.fileio.get` and decoded with
+    Pillow, which reads 1-bit, 8-bit and 16-bit grey-level TIFF / PNG / BMP
+    files under any TIFF compression (none, LZW, deflate, PackBits), the
+    RefSegRS ``masks/<id>.tif`` and RISBench ``mask/<file>`` included. Pixel
+    values are compared as stored: grey levels for ``L`` / ``I;16`` masks,
+    palette indices for ``P`` masks, 0/1 for ``1`` masks. A multi-channel mask
+    (``RGB``, ``RGBA``, ``LA``) is accepted only when its colour channels are
+    identical (a grey mask saved as colour; the alpha channel is ignored).
+
+    Args:
+        seg_map_path (str): Path or URI of the mask file.
+        where (str): File and ref id, for the error message.
+        threshold (float): Pixels with a value strictly greater are the
+            referred object. Defaults to 0.
+        backend_args (dict, optional): Arguments of the mmengine file
+            backend. Defaults to None (local files).
+
+    Returns:
+        np.ndarray: Binary mask, uint8 in {0, 1}, C-contiguous, of shape
+        (H, W) = the file's size in pixels.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If Pillow cannot decode it, or it has several colour
+            channels that differ, or it is not 2-D.
+    """
+    try:
+        data = mmengine.fileio.get(seg_map_path, backend_args=backend_args)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f'{where}: mask file not found: {seg_map_path}') from err
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            mask = np.asarray(img)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f'{where}: cannot decode the mask file '
+                         f'{seg_map_path}: {err}') from err
+    if mask.ndim == 3:
+        colour = mask[..., :3] if mask.shape[2] >= 3 else mask[..., :1]
+        if not (colour == colour[..., :1]).all():
+            raise ValueError(
+                f'{where}: mask file {seg_map_path} has {mask.shape[2]} '
+                'channels whose colour values differ; expected a '
+                'single-channel (grey-level) mask with the object > '
+                f'{threshold}')
+        mask = colour[..., 0]
+    if mask.ndim != 2:
+        raise ValueError(f'{where}: mask file {seg_map_path} decodes to an '
+                         f'array of shape {mask.shape}; expected (H, W)')
+    return np.ascontiguousarray(mask > threshold, dtype=np.uint8)
 
 
 def load_rrsisd_index(refs_file: str, instances_file: str) -> dict:
@@ -468,21 +536,27 @@ class BaseRefSegDataset(BaseDataset):
     :meth:`load_data_list` validates every ref once at build time and
     expands it into data samples according to ``text_mode``.
 
+    The mask of a ref comes either from an annotation (``segmentation``, an
+    RLE or polygons, with a ``bbox``: RRSIS-D, JSONL) or from a mask image
+    file (``seg_map_path``: RefSegRS, RISBench).
+
     Validation (no mask is decoded; 17k RRSIS-D refs build in seconds):
 
     - the image file exists and PIL can read its size from the header
       (``FileNotFoundError`` / ``ValueError``);
     - every referring expression is a non-empty str (``ValueError``);
-    - the segmentation is structurally decodable (see
-      :func:`check_segmentation`; ``ValueError``);
-    - ``bbox`` is four numbers (``ValueError``);
-    - the RLE size ``(h, w)`` equals the image size. Size-quirk policy: a few
-      RRSIS-D images are 800x787, 800x801 or 800x802 while their RLE is
-      800x800. If the two differ by at most ``size_tolerance`` pixels in each
-      dimension, the ref is kept, counted in ``num_size_mismatch`` and logged
-      as a warning, and :class:`LoadRefSegAnnotations` resizes the decoded
-      mask with nearest neighbour to the image size. A larger difference is a
-      ``ValueError``.
+    - annotation masks: the segmentation is structurally decodable (see
+      :func:`check_segmentation`; ``ValueError``) and ``bbox`` is four
+      numbers (``ValueError``);
+    - mask files: the file exists and PIL can read its size from the header
+      (``FileNotFoundError`` / ``ValueError``);
+    - the mask size ``(h, w)`` (RLE size or mask file size) equals the image
+      size. Size-quirk policy: a few RRSIS-D images are 800x787, 800x801 or
+      800x802 while their RLE is 800x800. If the two differ by at most
+      ``size_tolerance`` pixels in each dimension, the ref is kept, counted in
+      ``num_size_mismatch`` and logged as a warning, and
+      :class:`LoadRefSegAnnotations` resizes the decoded mask with nearest
+      neighbour to the image size. A larger difference is a ``ValueError``.
 
     Every error names the annotation file, the ref id and, where relevant,
     the image file. With ``skip_invalid=True`` invalid refs are dropped
@@ -503,8 +577,8 @@ class BaseRefSegDataset(BaseDataset):
         skip_invalid (bool): Drop invalid refs instead of raising. Defaults
             to False.
         size_tolerance (int): Largest tolerated difference in pixels per
-            dimension between the RLE size and the image size. Defaults to
-            16.
+            dimension between the mask size (RLE or mask file) and the image
+            size. Defaults to 16.
         **kwargs: Other arguments of :class:`mmengine.dataset.BaseDataset`.
 
     Raises:
@@ -552,7 +626,8 @@ class BaseRefSegDataset(BaseDataset):
         Returns:
             dict: ``where`` (error context), ``img_path``, ``texts``,
             ``sent_ids``, int ``ref_id``, ``ann_id``, ``image_id``,
-            ``category_id``, ``segmentation``, ``bbox``, ``ori_height`` and
+            ``category_id`` (None when unknown), either ``segmentation`` and
+            ``bbox`` or ``seg_map_path`` (mask file), ``ori_height`` and
             ``ori_width`` (None: taken from the image header).
         """
         raise NotImplementedError
@@ -567,10 +642,12 @@ class BaseRefSegDataset(BaseDataset):
         Returns:
             list[dict]: One dict per data sample with ``img_path``, ``text``
             (str), int ``ref_id``, ``ann_id``, ``image_id``, ``sent_id``,
-            ``category_id``, ``segmentation`` (as stored), ``bbox``
-            ([x1, y1, x2, y2] as stored), ``ori_height``, ``ori_width``,
-            ``seg_fields`` (``[]``) and ``reduce_zero_label`` (False); in
-            ``'random'`` text mode also ``texts`` and ``sent_ids``.
+            ``category_id`` (int, or None when the dataset has no
+            categories), either ``segmentation`` (as stored) and ``bbox``
+            ([x1, y1, x2, y2] as stored) or ``seg_map_path`` (mask file),
+            ``ori_height``, ``ori_width``, ``seg_fields`` (``[]``) and
+            ``reduce_zero_label`` (False); in ``'random'`` text mode also
+            ``texts`` and ``sent_ids``.
 
         Raises:
             ValueError: See the class docstring.
@@ -627,22 +704,31 @@ class BaseRefSegDataset(BaseDataset):
         if img_path not in image_sizes:
             image_sizes[img_path] = read_image_size(img_path, where)
         image_hw = image_sizes[img_path]
-        bbox = info['bbox']
-        if (not isinstance(bbox, (list, tuple)) or len(bbox) != 4
-                or not all(_is_number(v) for v in bbox)):
-            raise ValueError(f'{where}: bbox must be 4 numbers [x1, y1, x2, '
-                             f'y2], got {bbox!r}')
-        mask_hw = check_segmentation(info['segmentation'], where)
+        seg_map_path = info.get('seg_map_path')
+        if seg_map_path is not None:
+            if seg_map_path not in image_sizes:
+                image_sizes[seg_map_path] = read_image_size(
+                    seg_map_path, where, kind='mask')
+            mask_hw = image_sizes[seg_map_path]
+            mask_name = f'mask {seg_map_path}'
+        else:
+            bbox = info['bbox']
+            if (not isinstance(bbox, (list, tuple)) or len(bbox) != 4
+                    or not all(_is_number(v) for v in bbox)):
+                raise ValueError(f'{where}: bbox must be 4 numbers [x1, y1, '
+                                 f'x2, y2], got {bbox!r}')
+            mask_hw = check_segmentation(info['segmentation'], where)
+            mask_name = 'mask'
         if mask_hw is not None and mask_hw != image_hw:
             if not within_tolerance(mask_hw, image_hw, self.size_tolerance):
                 raise ValueError(
-                    f'{where}: mask size (h, w) {mask_hw} differs from the '
-                    f'size {image_hw} of image {img_path} by more than '
-                    f'size_tolerance={self.size_tolerance} px')
+                    f'{where}: {mask_name} size (h, w) {mask_hw} differs '
+                    f'from the size {image_hw} of image {img_path} by more '
+                    f'than size_tolerance={self.size_tolerance} px')
             self.num_size_mismatch += 1
             print_log(
-                f'{where}: mask size (h, w) {mask_hw} != size {image_hw} of '
-                f'image {img_path} (within size_tolerance='
+                f'{where}: {mask_name} size (h, w) {mask_hw} != size '
+                f'{image_hw} of image {img_path} (within size_tolerance='
                 f'{self.size_tolerance} px); the mask will be resized '
                 '(nearest)',
                 logger='current',
@@ -659,12 +745,13 @@ class BaseRefSegDataset(BaseDataset):
             ann_id=info['ann_id'],
             image_id=info['image_id'],
             category_id=info['category_id'],
-            segmentation=info['segmentation'],
-            bbox=info['bbox'],
             ori_height=info['ori_height'],
             ori_width=info['ori_width'],
             seg_fields=[],
             reduce_zero_label=False)
+        for key in ('segmentation', 'bbox', 'seg_map_path'):
+            if key in info:
+                base[key] = info[key]
         if self.text_mode == 'original':
             return [
                 dict(base, text=text, sent_id=sent_id)

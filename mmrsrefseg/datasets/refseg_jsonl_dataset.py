@@ -17,8 +17,9 @@ class RefSegJsonlDataset(BaseRefSegDataset):
 
     The RSRefSeg reference code converts RRSIS-D to
     ``datainfo/rrsisd_{train,val,test}.jsonl`` (see
-    ``tools/dataset_converters/rrsisd_to_jsonl.py``); RefSegRS and RISBench
-    are distributed in the same form. One JSON object per line::
+    ``tools/dataset_converters/rrsisd_to_jsonl.py``; RefSegRS and RISBench
+    with ``tools/dataset_converters/phrase_txt_to_jsonl.py``). One JSON object
+    per line::
 
         {"split": "test", "image_id": 11765, "sent": "A airplane at the
          bottom", "file_name": "11765.jpg", "category_id": 2,
@@ -28,9 +29,11 @@ class RefSegJsonlDataset(BaseRefSegDataset):
          "area": 2176840}
 
     Required fields: ``sent``, ``file_name``, ``image_id``, ``ann_id``,
-    ``category_id``, ``bbox``, ``segmentation``, and ``split`` when a split
-    filter is set; ``category_name`` and ``area`` are not used. Ids stored as
-    strings are normalised to int.
+    ``bbox``, ``segmentation``, and ``split`` when a split filter is set.
+    ``category_id`` is an int, or absent / null for datasets without
+    categories (RefSegRS, RISBench; the sample's ``category_id`` is then
+    None); ``category_name`` and ``area`` are not used. Ids stored as strings
+    are normalised to int.
 
     Ids the JSONL form lacks: ``ref_id`` is the 0-based index of the line in
     the file (blank lines count; stable for a given file, independent of the
@@ -139,6 +142,9 @@ class RefSegJsonlDataset(BaseRefSegDataset):
         ref_id = to_int_id(obj.get('ref_id', index), 'ref_id', where)
         where = f'{where} (ref_id {ref_id})'
         sent_id = to_int_id(obj.get('sent_id', ref_id), 'sent_id', where)
+        category_id = obj.get('category_id')
+        if category_id is not None:
+            category_id = to_int_id(category_id, 'category_id', where)
         return dict(
             where=where,
             img_path=join_img_path(self.data_prefix['img_path'],
@@ -149,8 +155,7 @@ class RefSegJsonlDataset(BaseRefSegDataset):
             ann_id=to_int_id(require(obj, 'ann_id', where), 'ann_id', where),
             image_id=to_int_id(
                 require(obj, 'image_id', where), 'image_id', where),
-            category_id=to_int_id(
-                require(obj, 'category_id', where), 'category_id', where),
+            category_id=category_id,
             segmentation=require(obj, 'segmentation', where),
             bbox=require(obj, 'bbox', where),
             ori_height=None,

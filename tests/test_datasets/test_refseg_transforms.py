@@ -63,7 +63,8 @@ def test_decode_forms_and_seg_fields():
     results = _results(encode_rle(box))
     results.pop('seg_fields')
     assert load(results)['seg_fields'] == ['gt_seg_map']
-    assert repr(load) == 'LoadRefSegAnnotations(size_tolerance=16)'
+    assert repr(load) == ('LoadRefSegAnnotations(size_tolerance=16, '
+                          'mask_threshold=0, backend_args=None)')
 
 
 def _write_image(tmp_path, hw=(24, 32)):

@@ -1,0 +1,140 @@
+# Copyright (c) mmrsrefseg contributors. All rights reserved.
+"""The RefSegRS / RISBench dataset and model configs and the RRSIS-D +
+RefSegRS + RISBench ConcatDataset config build their datasets on fixtures
+(no model, no weights)."""
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+from mmengine.dataset import ConcatDataset
+from mmseg.registry import DATASETS
+from native_layout_utils import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
+                                 make_refsegrs, make_risbench)
+from refseg_test_utils import DEFAULT_SPECS, make_rrsisd
+
+REPO = Path(__file__).parents[2]
+LAYOUTS = dict(
+    refsegrs=('RefSegRSDataset', make_refsegrs, REFSEGRS_SAMPLES,
+              dict(img_path='images', seg_map_path='masks')),
+    risbench=('RISBenchDataset', make_risbench, RISBENCH_SAMPLES,
+              dict(img_path='img_rgb', seg_map_path='mask')))
+SPLITS = ('train', 'val', 'test')
+
+
+def _loaders(cfg):
+    return [cfg[f'{split}_dataloader'] for split in SPLITS]
+
+
+@pytest.mark.parametrize('layout', sorted(LAYOUTS))
+def test_base_dataset_config(layout, tmp_path):
+    dataset_type, make, samples, prefix = LAYOUTS[layout]
+    root = tmp_path / layout
+    make(root, samples)
+    cfg = Config.fromfile(str(REPO / f'configs/_base_/datasets/{layout}.py'))
+    rrsisd = Config.fromfile(str(REPO / 'configs/_base_/datasets/rrsisd.py'))
+    # loaders, pipelines and metric are those of rrsisd.py
+    assert cfg.train_pipeline == rrsisd.train_pipeline
+    assert cfg.test_pipeline == rrsisd.test_pipeline
+    assert cfg.val_evaluator == cfg.test_evaluator == dict(
+        type='RefSegIoUMetric')
+    for loader, ref, split in zip(_loaders(cfg), _loaders(rrsisd), SPLITS):
+        assert {k: v for k, v in loader.items() if k != 'dataset'} == \
+            {k: v for k, v in ref.items() if k != 'dataset'}
+        assert loader.dataset == dict(
+            type=dataset_type,
+            data_root=f'data/{layout}',
+            ann_file=f'output_phrase_{split}.txt',
+            data_prefix=prefix,
+            test_mode=split != 'train',
+            pipeline=ref.dataset.pipeline)
+    for split, loader in zip(SPLITS, _loaders(cfg)):
+        dataset_cfg = loader.dataset.copy()
+        dataset_cfg.data_root = str(root)
+        dataset = DATASETS.build(dataset_cfg)
+        assert len(dataset) == sum(s['split'] == split for s in samples)
+        packed = dataset[0]
+        assert packed['inputs'].shape == (3, 1024, 1024)
+        first = next(s for s in samples if s['split'] == split)
+        gt = packed['data_samples'].gt_sem_seg.data
+        if split == 'train':
+            assert gt.shape == (1, 1024, 1024)
+        else:  # test order: ground truth at the original resolution
+            assert gt.shape == (1, *first['img_hw'])
+        assert packed['data_samples'].metainfo['text'] == \
+            ' '.join(first['text'].split())
+
+
+@pytest.mark.parametrize('layout', sorted(LAYOUTS))
+def test_model_config_datasets(layout, tmp_path):
+    root = tmp_path / layout
+    LAYOUTS[layout][1](root, LAYOUTS[layout][2])
+    cfg = Config.fromfile(
+        str(REPO / f'configs/rsrefseg/rsrefseg_vitb_{layout}.py'))
+    paper = Config.fromfile(str(REPO / 'configs/rsrefseg_vitb.py'))
+    base = Config.fromfile(str(REPO / f'configs/_base_/datasets/{layout}.py'))
+    # everything but the datasets is the paper's RSRefSeg-b recipe
+    for key in paper:
+        if key not in ('train_dataloader', 'val_dataloader', 'test_dataloader',
+                       'data_root'):
+            assert cfg[key] == paper[key], key
+    for loader, ref in zip(_loaders(cfg), _loaders(paper)):
+        assert {k: v for k, v in loader.items() if k != 'dataset'} == \
+            {k: v for k, v in ref.items() if k != 'dataset'}
+    # and the datasets are those of the _base_ dataset config
+    for loader, ref in zip(_loaders(cfg), _loaders(base)):
+        assert loader.dataset == ref.dataset
+    cfg.merge_from_dict({
+        f'{split}_dataloader.dataset.data_root': str(root)
+        for split in SPLITS
+    })
+    for split, loader in zip(SPLITS, _loaders(cfg)):
+        dataset = DATASETS.build(loader.dataset)
+        assert type(dataset).__name__ == LAYOUTS[layout][0]
+        assert len(dataset) == sum(s['split'] == split
+                                   for s in LAYOUTS[layout][2])
+        assert dataset[0]['inputs'].shape == (3, 1024, 1024)
+
+
+def test_concat_config(tmp_path):
+    roots = dict(
+        rrsisd=tmp_path / 'rrsisd',
+        refsegrs=tmp_path / 'refsegrs',
+        risbench=tmp_path / 'risbench')
+    make_rrsisd(roots['rrsisd'], DEFAULT_SPECS)
+    make_refsegrs(roots['refsegrs'], REFSEGRS_SAMPLES)
+    make_risbench(roots['risbench'], RISBENCH_SAMPLES)
+    cfg = Config.fromfile(
+        str(REPO /
+            'configs/rsrefseg/rsrefseg_vitb_rrsisd-refsegrs-risbench.py'))
+    paper = Config.fromfile(str(REPO / 'configs/rsrefseg_vitb.py'))
+    concat = cfg.train_dataloader.dataset
+    assert concat.type == 'ConcatDataset'
+    assert [d.type for d in concat.datasets
+            ] == ['RRSISDDataset', 'RefSegRSDataset', 'RISBenchDataset']
+    assert concat.datasets[0] == paper.train_dataloader.dataset
+    assert all(d.pipeline == paper.train_pipeline for d in concat.datasets)
+    # validation and test stay on RRSIS-D
+    assert cfg.val_dataloader == paper.val_dataloader
+    assert cfg.test_dataloader == paper.test_dataloader
+    cfg.merge_from_dict({
+        f'train_dataloader.dataset.datasets.{i}.data_root':
+        str(roots[name])
+        for i, name in enumerate(('rrsisd', 'refsegrs', 'risbench'))
+    })
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    assert isinstance(dataset, ConcatDataset)
+    # RRSIS-D train: 3 refs with 2 + 1 + 3 expressions; RefSegRS 4; RISBench 3
+    assert [len(d) for d in dataset.datasets] == [6, 4, 3]
+    assert len(dataset) == 13
+    assert dataset.metainfo['classes'][0] == 'Expressway-Service-area'
+    texts = [dataset[i]['data_samples'].metainfo['text'] for i in (0, 6, 10)]
+    assert texts == [
+        'the red tank on the left', 'the long road on the left',
+        'the large ship at the top'
+    ]
+    categories = [
+        dataset[i]['data_samples'].metainfo['category_id'] for i in (0, 6, 10)
+    ]
+    assert categories == [15, None, None]
+    assert all(dataset[i]['inputs'].shape == (3, 1024, 1024)
+               for i in (0, 6, 10))
