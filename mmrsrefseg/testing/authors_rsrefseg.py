@@ -131,6 +131,8 @@ class AuthorsRSRefSeg(nn.Module):
                                          sam_config.mask_decoder_config)
         self.down_spatial_times = down_spatial_times
         self.with_dense_feat = with_dense_feat
+        from mmseg.models.losses import CrossEntropyLoss
+        self._loss_decode = CrossEntropyLoss(use_sigmoid=True, loss_weight=5.0)
         hidden = self.sam_prompt_encoder.model.hidden_size
         width = self.clip_text_encoder.hf_config.hidden_size
         act = dict(type='GELU')
@@ -241,6 +243,29 @@ class AuthorsRSRefSeg(nn.Module):
             dense_prompt_embeddings=dense,
             multimask_output=False)
         return dict(masks=low_res_masks.squeeze(1), global_logits=global_logit)
+
+    def loss(self, inputs: Tensor, texts: List[str],
+             gt: Tensor) -> Tensor:
+        """The authors' training loss (their ``PseudoSegHead``).
+
+        Mask logits upsampled bilinearly to the label size, mmseg's
+        ``CrossEntropyLoss(use_sigmoid=True, loss_weight=5.0)`` with
+        ``ignore_index=255``.
+
+        Args:
+            inputs (Tensor): (B, 3, S, S) RGB in [0, 1].
+            texts (list[str]): B referring expressions.
+            gt (Tensor): (B, H, W) int64 labels in {0, 1, 255}.
+
+        Returns:
+            Tensor: The scalar loss.
+        """
+        logits = F.interpolate(
+            self(inputs, texts)['masks'],
+            size=gt.shape[-2:],
+            mode='bilinear',
+            align_corners=False)
+        return self._loss_decode(logits, gt, ignore_index=255)
 
 
 def sam_config_from_head(head: dict):
@@ -427,7 +452,9 @@ def randomise_weights(ref: 'AuthorsRSRefSeg', seed: int = 0) -> None:
             if name.endswith('.bn.weight'):
                 p.uniform_(0.5, 1.5)
             else:  # HF SAM initialises at std 1e-10 .. 0.02
-                p.add_(torch.randn_like(p) * 0.2)
+                fan_in = p.shape[-1] if p.dim() > 1 else 32
+                std = 0.2 * min(1., math.sqrt(32 / fan_in))
+                p.add_(torch.randn_like(p) * std)
         for name, b in ref.named_buffers():
             if name.endswith('running_mean'):
                 b.normal_(0, 0.1)

@@ -109,3 +109,38 @@ def test_training_mode_batch_norm_matches(pair):
     expected = ref2(images / 255., texts)['masks']
     got = ours2._forward(images, samples(texts))
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.realsize
+@torch.no_grad()
+def test_real_size_vitb_so400m(siglip_tokenizer_dir):
+    """RSRefSeg-b at its real size (SAM ViT-B, SigLIP so400m, 1024x1024).
+
+    About 10 GB of memory and a few minutes on 2 CPU cores: run with
+    ``pytest -m realsize`` (not part of the default suite).
+    """
+    from mmengine.config import Config
+    from transformers import AutoTokenizer
+    init_default_scope('mmseg')
+    tok = AutoTokenizer.from_pretrained(siglip_tokenizer_dir)
+    cfg = Config.fromfile('configs/rsrefseg_vitb.py').model.to_dict()
+    cfg['backbone'].update(pretrained=None, tokenizer=siglip_tokenizer_dir)
+    cfg['decode_head']['checkpoint'] = None
+    cfg['neck']['norm_cfg'] = dict(type='BN')
+    ref = build_authors_from_config(copy.deepcopy(cfg), tokenizer=tok)
+    randomise_weights(ref)
+    ref.eval()
+    ours = MODELS.build(cfg)
+    ours.load_state_dict(
+        convert_authors_state_dict(ref.state_dict())[0], strict=True)
+    ours.eval()
+    torch.manual_seed(1)
+    images = torch.rand(2, 3, 1024, 1024) * 255
+    texts = [TEXTS[1], TEXTS[2]]
+    batched = ours._forward(images, samples(texts, 1024))
+    assert batched.shape == (2, 1, 256, 256)
+    for i, text in enumerate(texts):
+        expected = ref(images[i:i + 1] / 255., [text])['masks']
+        assert expected.abs().max() > 0.1
+        torch.testing.assert_close(
+            batched[i:i + 1], expected, atol=1e-4, rtol=0)

@@ -31,7 +31,7 @@ TINY_SIGLIP = dict(
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=4,
-        max_position_embeddings=16),
+        max_position_embeddings=32),
     vision_config=dict(
         hidden_size=32,
         intermediate_size=64,
@@ -116,9 +116,9 @@ def test_parity_with_transformers(saved, options):
     tok = bb.tokenizer
     if options.get('pooling') == 'last_position':
         # SigLIP as pre-trained: max_length padding, pooled at the end
-        assert out['text_feats'].shape[1] == 16
-        ids = tok(TEXTS[:2], padding='max_length', max_length=16,
-                  return_tensors='pt')['input_ids']
+        assert out['text_feats'].shape[1] == 32
+        ids = tok(TEXTS[:2], padding='max_length', max_length=32,
+                  truncation=True, return_tensors='pt')['input_ids']
         ref_out = reference.text_model(input_ids=ids)
         torch.testing.assert_close(
             out['text_embeds'], ref_out.pooler_output, atol=1e-5, rtol=0)
@@ -131,7 +131,8 @@ def test_parity_with_transformers(saved, options):
     # The authors': each expression alone, unpadded (padding=True at batch
     # 1): g = the pooled (EOS) feature, L = last_hidden_state.
     for i, text in enumerate(TEXTS[:2]):
-        ids = tok([text], padding=True, return_tensors='pt')['input_ids']
+        ids = tok([text], padding=True, truncation=True, max_length=32,
+                  return_tensors='pt')['input_ids']
         assert ids[0, -1] == tok.eos_token_id
         ref_out = reference.text_model(input_ids=ids)
         torch.testing.assert_close(

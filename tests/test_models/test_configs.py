@@ -88,3 +88,46 @@ def test_get_params_vitb():
         int(x.replace(',', '')) for x in total_line.split()[1:])
     assert 0.95e9 < total < 0.99e9, total_line
     assert 15e6 < trainable < 19e6, total_line
+
+
+@pytest.mark.parametrize('name', [
+    'rsrefseg_siglip-so400m-sam-vitb_8xb1-amp-200e_rrsisd-1024x1024.py',
+    'rsrefseg_siglip-so400m-sam-vitb_8xb1-deepspeed-fp16-200e_rrsisd-'
+    '1024x1024.py',
+    'rsrefseg_siglip-so400m-sam-vitl_8xb1-deepspeed-fp16-200e_rrsisd-'
+    '1024x1024.py',
+    'rsrefseg_siglip-so400m-sam-vith_8xb1-amp-200e_rrsisd-1024x1024.py',
+])
+def test_recipe_is_the_authors(name):
+    """configs_RSRefSeg/RSRefSeg-b.py: batch 1, AdamW 1e-4 / 0.05, ..."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'rsrefseg', name))
+    assert cfg.train_dataloader.batch_size == 1
+    optim = cfg.optim_wrapper.optimizer
+    assert (optim.type, optim.lr, optim.weight_decay) == ('AdamW', 1e-4, 0.05)
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.type, warmup.start_factor, warmup.end) == ('LinearLR', 0.01,
+                                                              5)
+    assert (cosine.type, cosine.T_max, cosine.begin, cosine.end,
+            cosine.eta_min_ratio) == ('CosineAnnealingLR', 200, 5, 200, 0.001)
+    assert not cosine.get('convert_to_iter_based', False)  # per epoch
+    assert cfg.train_cfg.max_epochs == 200 and cfg.train_cfg.val_interval == 5
+    model = cfg.model
+    assert model.lora_cfg.targets == 'authors'
+    assert model.neck.norm_cfg.type == 'SyncBN'
+    assert (model.backbone.pooling, model.backbone.text_feature,
+            model.backbone.clip_resize) == ('eos', 'last_hidden_state',
+                                            'bilinear')
+    if 'deepspeed' in name:
+        assert cfg.runner_type == 'FlexibleRunner'
+        assert cfg.strategy.type == 'DeepSpeedStrategy'
+        assert cfg.strategy.zero_optimization.stage == 2
+        assert cfg.strategy.fp16.enabled and not cfg.strategy.fp16.auto_cast
+        assert cfg.strategy.fp16.initial_scale_power == 15
+        assert cfg.optim_wrapper.type == 'DeepSpeedOptimWrapper'
+    else:
+        assert 'runner_type' not in cfg
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+        assert cfg.optim_wrapper.dtype == 'bfloat16'
+    expected_sam = {'vitb': 'vit_b', 'vitl': 'vit_l', 'vith': 'vit_h'}
+    sam = name.split('sam-')[1][:4]
+    assert model.decode_head.sam_type == expected_sam[sam]

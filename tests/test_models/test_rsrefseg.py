@@ -136,9 +136,21 @@ def test_lora_trains_only_intended_parameters(tiny_cfg):
                 or name.startswith('decode_head.prompt_encoder.')
                 or name.startswith('decode_head.mask_decoder.')), name
     lora = {n for n in trainable if 'lora_' in n}
-    # SAM: 2 blocks x (qkv, proj, lin1, lin2); CLIP: 2+2 layers x q/k/v/out
-    assert len(lora) == 2 * (2 * 4 + 2 * 4 + 2 * 4)
+    # the authors' targets: SAM 2 blocks x (qkv, proj, lin1, lin2) + the
+    # neck convs 0 and 2; CLIP 2+2 layers x q/k/v/out (no SigLIP heads here)
+    assert len(lora) == 2 * (2 * 4 + 2 + 2 * 4 + 2 * 4)
+    assert {n for n in lora if '.neck.' in n} == {
+        f'decode_head.image_encoder.neck.{i}.lora_{ab}.default.weight'
+        for i in (0, 2) for ab in 'AB'
+    }
     assert not any('patch_embed' in n for n in lora)
+    blocks_only = build(
+        dict(copy.deepcopy(cfg), lora_cfg=dict(cfg.lora_cfg,
+                                               targets='blocks_only')))
+    assert len([
+        n for n, p in blocks_only.named_parameters()
+        if p.requires_grad and 'lora_' in n
+    ]) == 2 * (2 * 4 + 2 * 4 + 2 * 4)
     assert any(n.startswith('decode_head.mask_decoder.') for n in trainable)
     assert not any('iou_prediction_head' in n for n in trainable)
     frozen = [
