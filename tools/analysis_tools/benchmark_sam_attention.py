@@ -19,19 +19,23 @@ each as segment-anything's ``original`` ``Attention`` and as
   ``SAMPromptHead.decode`` does) and in one pass
   (``batched``: :func:`mmrsrefseg.models.utils.batched_mask_decoder_forward`).
 
-For each it reports the best-of-``--repeats`` wall time of a forward pass
-under ``torch.no_grad()`` (inference) and of a forward+backward pass (w.r.t.
-the input and all parameters), in fp32 and under bf16 autocast, and the peak
-memory of each.
+For each it reports the best-of-``--repeats`` time (wall clock, or with
+``--timer cpu`` the process's CPU time, steadier on a shared machine) of a
+forward pass under ``torch.no_grad()`` (inference) and of a forward+backward
+pass (w.r.t. the inputs and all parameters), in fp32 and under bf16
+autocast. The implementations of a part run in one process, interleaved
+(repeat r of each, then repeat r + 1), so that load from other processes
+hits them alike.
 
-Peak memory (CPU) is the rise of the process's peak resident set size
-(``VmHWM``, reset through ``/proc/self/clear_refs``) over the resident size
-just before the pass, measured in a separate process started with
-``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc serves every tensor above 64
-KiB by ``mmap`` and returns it on free (freed memory is not kept resident).
-It counts every byte a pass touches (inputs excluded, outputs, saved
-activations, gradients and kernel workspaces included). On CUDA it is
-``torch.cuda.max_memory_allocated`` above the memory allocated before.
+Memory (CPU) is read from the process's resident set size: the peak
+(``VmHWM``, reset through ``/proc/self/clear_refs``) or the current size
+(``VmRSS``) minus the resident size just before the pass, in a separate
+process started with ``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc serves
+every tensor above 64 KiB by ``mmap`` and unmaps it on free (freed memory is
+not kept resident). It counts every byte a pass touches: outputs, saved
+activations, gradients and kernel workspaces (not the inputs). On CUDA it is
+``torch.cuda.max_memory_allocated`` / ``memory_allocated`` above the memory
+allocated before.
 
 Example::
 
@@ -99,6 +103,13 @@ def parse_args(argv=None):
         help='timed runs per measurement; the best is reported '
         '(default: 5)')
     parser.add_argument(
+        '--timer',
+        choices=('wall', 'cpu'),
+        default='wall',
+        help='wall: time.perf_counter; cpu: time.process_time, the CPU '
+        'time of all threads of the process, less sensitive to other '
+        'processes on a shared machine (CPU only; default: wall)')
+    parser.add_argument(
         '--device',
         default='cpu',
         help='cpu or cuda (default: cpu; bf16 autocast on either)')
@@ -132,8 +143,8 @@ def _reset_peak_rss():
             f'({e}); rerun with --no-memory') from e
 
 
-def _build(job, device):
-    """Return ``(fn(grad: bool) -> Tensor, inputs, grad_out, module)``."""
+def _build(job, impl):
+    """Return ``(fn, inputs, module)`` of one implementation of a part."""
     import torch
 
     from mmrsrefseg.models.utils import (SAMSDPAAttention,
@@ -141,7 +152,7 @@ def _build(job, device):
     from mmrsrefseg.utils.sam_import import import_segment_anything
     modeling, _ = import_segment_anything()
     torch.manual_seed(0)
-    part, impl, b = job['part'], job['impl'], job['batch']
+    part, b, device = job['part'], job['batch'], job['device']
     if part in ('global', 'window'):
         grid = 64 if part == 'global' else 14
         attn = modeling.image_encoder.Attention(
@@ -158,8 +169,8 @@ def _build(job, device):
         n = b if part == 'global' else 25 * b
         inputs = [torch.randn(n, grid, grid, 768, device=device)]
 
-        def fn(*xs):
-            return module(xs[0])
+        def fn(x):
+            return module(x)
     else:
         module = modeling.MaskDecoder(
             num_multimask_outputs=3,
@@ -191,57 +202,115 @@ def _build(job, device):
     return fn, inputs, module
 
 
-def _run_worker(job):
+def _make_step(job, impl):
+    """A closure running one forward (train=False: under no_grad) or one
+    forward+backward pass of ``impl``."""
     import torch
-    torch.set_num_threads(job['threads'])
-    device = job['device']
-    cuda = device.startswith('cuda')
-    fn, inputs, module = _build(job, device)
-    dtype = torch.bfloat16 if job['dtype'] == 'bf16' else torch.float32
+    fn, inputs, module = _build(job, impl)
+    cuda = job['device'].startswith('cuda')
     amp = job['dtype'] == 'bf16'
-    with torch.no_grad(), torch.autocast(
-            'cuda' if cuda else 'cpu', dtype=dtype, enabled=amp):
+    autocast = dict(
+        device_type='cuda' if cuda else 'cpu',
+        dtype=torch.bfloat16,
+        enabled=amp)
+    with torch.no_grad(), torch.autocast(**autocast):
         grad_out = torch.randn_like(fn(*inputs))
 
-    def step(train):
+    def step(train, after_forward=None):
         module.zero_grad(set_to_none=True)
         xs = [x.detach().requires_grad_(train) for x in inputs]
-        with torch.set_grad_enabled(train), torch.autocast(
-                'cuda' if cuda else 'cpu', dtype=dtype, enabled=amp):
+        with torch.set_grad_enabled(train), torch.autocast(**autocast):
             out = fn(*xs)
+        if after_forward is not None:
+            after_forward()
         if train:
             out.backward(grad_out)
         del out, xs
         if cuda:
             torch.cuda.synchronize()
 
-    result = {}
-    for mode, train in (('fwd', False), ('fwd_bwd', True)):
-        if job['measure'] == 'time':
-            step(train)  # warm-up
-            times = []
-            for _ in range(job['repeats']):
-                start = time.perf_counter()
-                step(train)
-                times.append(time.perf_counter() - start)
-            result[mode] = min(times)
+    return step, module
+
+
+def _memory(step, module, cuda):
+    """Memory in bytes of the passes of ``step`` above the memory before.
+
+    Returns:
+        dict: ``fwd``: peak of a forward under ``no_grad``; ``saved``:
+        held after a forward with gradients (output and what autograd keeps
+        for backward, i.e. the activation memory a block adds in training);
+        ``fwd_bwd``: peak of a forward+backward.
+    """
+    import torch
+
+    def current():
+        if cuda:
+            torch.cuda.synchronize()
+            return torch.cuda.memory_allocated()
+        return _rss_kib('VmRSS') * 1024
+
+    def start():
+        module.zero_grad(set_to_none=True)
+        gc.collect()
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
         else:
-            step(train)  # warm-up (lazy buffers, oneDNN primitives)
-            module.zero_grad(set_to_none=True)
-            gc.collect()
-            if cuda:
-                torch.cuda.synchronize()
-                base = torch.cuda.memory_allocated()
-                torch.cuda.reset_peak_memory_stats()
+            ctypes.CDLL('libc.so.6').malloc_trim(0)
+            _reset_peak_rss()
+        return current()
+
+    def peak():
+        if cuda:
+            return torch.cuda.max_memory_allocated()
+        return _rss_kib('VmHWM') * 1024
+
+    result = {}
+    step(False)  # warm-up (lazy buffers, oneDNN primitives)
+    base = start()
+    step(False)
+    result['fwd'] = peak() - base
+    step(True)  # warm-up
+    base = start()
+    held = []
+    step(True, after_forward=lambda: held.append(current()))
+    result['fwd_bwd'] = peak() - base
+    result['saved'] = held[0] - base
+    return result
+
+
+def _run_worker(job):
+    """Measure every implementation of ``job['part']`` in this process.
+
+    Timing interleaves the implementations (repeat r of each, then repeat
+    r + 1), so that load from other processes hits them alike; the best of
+    ``job['repeats']`` is kept. Memory is measured one implementation after
+    the other, each step's peak above the memory before it.
+    """
+    import torch
+    torch.set_num_threads(job['threads'])
+    cuda = job['device'].startswith('cuda')
+    result = {impl: {} for impl in job['impls']}
+    if job['measure'] == 'memory':
+        for impl in job['impls']:
+            step, module = _make_step(job, impl)
+            result[impl] = _memory(step, module, cuda)
+            del step, module
+        return result
+    steps = {impl: _make_step(job, impl)[0] for impl in job['impls']}
+    for mode, train in (('fwd', False), ('fwd_bwd', True)):
+        for step in steps.values():
+            step(train)  # warm-up
+        times = {impl: [] for impl in steps}
+        clock = time.process_time if job['timer'] == 'cpu' \
+            else time.perf_counter
+        for _ in range(job['repeats']):
+            for impl, step in steps.items():
+                start = clock()
                 step(train)
-                peak = torch.cuda.max_memory_allocated() - base
-            else:
-                ctypes.CDLL('libc.so.6').malloc_trim(0)
-                _reset_peak_rss()
-                base = _rss_kib('VmRSS') * 1024
-                step(train)
-                peak = _rss_kib('VmHWM') * 1024 - base
-            result[mode] = peak
+                times[impl].append(clock() - start)
+        for impl in steps:
+            result[impl][mode] = min(times[impl])
     return result
 
 
@@ -273,9 +342,13 @@ def main(argv=None):
         return
     header = (f"{'part':<9}{'dtype':<6}{'impl':<13}{'fwd ms':>10}"
               f"{'x orig':>8}{'fwd+bwd ms':>12}{'x orig':>8}"
-              f"{'fwd MiB':>10}{'fwd+bwd MiB':>13}")
+              f"{'fwd MiB':>10}{'saved MiB':>11}{'fwd+bwd MiB':>13}")
+    if args.timer == 'cpu' and args.device != 'cpu':
+        raise ValueError('--timer cpu measures CPU time; use it with '
+                         f'--device cpu, not {args.device!r}')
     print(f'SAM ViT-B at 1024x1024, device {args.device}, {args.threads} '
-          f'threads, best of {args.repeats}; attention batch '
+          f'threads, best of {args.repeats} ({args.timer} time, '
+          f'load average {os.getloadavg()[0]:.1f}); attention batch '
           f'{args.batch_size} image(s), decoder batch {args.decoder_batch} '
           f'x {args.num_prompts} prompts')
     print(header)
@@ -284,33 +357,37 @@ def main(argv=None):
         impls = DECODER_IMPLS if part == 'decoder' else ATTN_IMPLS
         batch = args.decoder_batch if part == 'decoder' else args.batch_size
         for dtype in args.dtypes:
-            base = None
+            job = dict(
+                part=part,
+                impls=impls,
+                dtype=dtype,
+                batch=batch,
+                num_prompts=args.num_prompts,
+                threads=args.threads,
+                repeats=args.repeats,
+                timer=args.timer,
+                device=args.device,
+                measure='time')
+            times = _spawn(job)
+            mem = None if args.no_memory else _spawn(
+                dict(job, measure='memory'))
+            base = times[impls[0]]
             for impl in impls:
-                job = dict(
-                    part=part,
-                    impl=impl,
-                    dtype=dtype,
-                    batch=batch,
-                    num_prompts=args.num_prompts,
-                    threads=args.threads,
-                    repeats=args.repeats,
-                    device=args.device,
-                    measure='time')
-                t = _spawn(job)
-                mem = None if args.no_memory else _spawn(
-                    dict(job, measure='memory'))
-                base = base or t
+                t = times[impl]
                 row = (f'{part:<9}{dtype:<6}{impl:<13}'
                        f"{t['fwd'] * 1e3:>10.1f}"
                        f"{base['fwd'] / t['fwd']:>8.2f}"
                        f"{t['fwd_bwd'] * 1e3:>12.1f}"
                        f"{base['fwd_bwd'] / t['fwd_bwd']:>8.2f}")
                 if mem is not None:
-                    row += (f"{mem['fwd'] / 2**20:>10.0f}"
-                            f"{mem['fwd_bwd'] / 2**20:>13.0f}")
+                    row += (f"{mem[impl]['fwd'] / 2**20:>10.0f}"
+                            f"{mem[impl]['saved'] / 2**20:>11.0f}"
+                            f"{mem[impl]['fwd_bwd'] / 2**20:>13.0f}")
                 print(row, flush=True)
     print('x orig: speed-up over the first implementation of the part '
-          '(original / loop); MiB: peak memory above the inputs.')
+          '(original / loop). fwd / fwd+bwd MiB: peak memory of the pass '
+          'above the inputs; saved MiB: memory held after a forward with '
+          'gradients (output + tensors autograd keeps for backward).')
 
 
 if __name__ == '__main__':
