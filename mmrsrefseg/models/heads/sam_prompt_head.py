@@ -14,6 +14,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import SampleList
 from torch import Tensor
 
+from mmrsrefseg.models.utils import (batched_mask_decoder_forward,
+                                     replace_sam_attention)
 from mmrsrefseg.utils.lora import load_state_dict_strict
 from mmrsrefseg.utils.sam_checkpoint import read_sam_state_dict
 from mmrsrefseg.utils.sam_import import import_segment_anything
@@ -79,6 +81,19 @@ class SAMPromptHead(BaseDecodeHead):
         with_cp (bool): Activation checkpointing of the image encoder's
             blocks (recomputed in backward): trades compute for memory, e.g.
             ViT-L at 1024x1024 on a 24 GB device. Defaults to False.
+        attn_impl (str): Attention of the image encoder's blocks (see
+            :func:`mmrsrefseg.models.utils.replace_sam_attention`; the same
+            function and parameter names in every case):
+            ``'sdpa_folded'`` (default: ``scaled_dot_product_attention``
+            with the decomposed relative positions folded into q and k, no
+            N x N tensor), ``'sdpa_mask'`` (relative positions as an SDPA
+            mask, as SAM 2 / transformers' SAM) or ``'original'``
+            (segment-anything's ``Attention``, which materialises every
+            attention matrix).
+        batched_decoder (bool): Decode all images of a batch in one pass of
+            the mask decoder (each image with its own prompt set) instead of
+            one call per image as segment-anything's ``Sam.forward``; same
+            result. Defaults to True.
         loss_decode (dict | list[dict]): mmseg loss configs. Defaults to BCE
             (sigmoid) with weight 5.
         **kwargs: Further ``BaseDecodeHead`` arguments (``ignore_index``,
@@ -96,6 +111,8 @@ class SAMPromptHead(BaseDecodeHead):
                  pixel_std: Sequence[float] = (58.395, 57.12, 57.375),
                  threshold: float = 0.5,
                  with_cp: bool = False,
+                 attn_impl: str = 'sdpa_folded',
+                 batched_decoder: bool = True,
                  loss_decode=dict(
                      type='CrossEntropyLoss',
                      use_sigmoid=True,
@@ -150,6 +167,10 @@ class SAMPromptHead(BaseDecodeHead):
         self.image_embedding_size = (embed_size, embed_size)
         self.mask_prompt_size = (4 * embed_size, 4 * embed_size)
         self.image_encoder = modeling.ImageEncoderViT(**enc)
+        self.attn_impl = attn_impl
+        if attn_impl != 'original':
+            replace_sam_attention(self.image_encoder, attn_impl)
+        self.batched_decoder = batched_decoder
         self.prompt_encoder = modeling.PromptEncoder(
             embed_dim=prompt_channels,
             image_embedding_size=self.image_embedding_size,
@@ -290,9 +311,13 @@ class SAMPromptHead(BaseDecodeHead):
                            dim=1)
         dense = dense.expand(b, -1, -1, -1)
         image_pe = self.prompt_encoder.get_dense_pe()
+        if self.batched_decoder:
+            return batched_mask_decoder_forward(self.mask_decoder,
+                                                image_embeddings, image_pe,
+                                                sparse, dense)[0]
         # SAM's MaskDecoder repeats the image embeddings once per prompt set
-        # (one image, many prompts); RSRefSeg has one prompt set per image,
-        # so decode image by image, exactly as segment_anything's Sam does.
+        # (one image, many prompts); with one prompt set per image, decode
+        # image by image, exactly as segment_anything's Sam does.
         masks = [
             self.mask_decoder(
                 image_embeddings=image_embeddings[i:i + 1],
