@@ -273,3 +273,23 @@ def test_strict_loading_names_the_key(saved, tmp_path):
     save_file(weights, str(broken / 'model.safetensors'))
     with pytest.raises(KeyError, match='final_layer_norm'):
         build(model_type, str(broken))
+
+
+def test_activation_checkpointing_is_exact(saved):
+    model_type, path, _ = saved
+    grads = []
+    for with_cp in (False, True):
+        bb = build(model_type, path, with_cp=with_cp).train()
+        torch.manual_seed(0)
+        images = torch.rand(2, 3, 32, 32) * 255
+        out = bb(images, TEXTS[:2])
+        loss = out['visual_feats'].square().mean() + out['text_feats'].mean(
+        ) + out['text_embeds'].square().mean()
+        loss.backward()
+        grads.append({
+            n: p.grad.clone()
+            for n, p in bb.named_parameters() if p.grad is not None
+        })
+    assert len(grads[0]) > 10 and grads[0].keys() == grads[1].keys()
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, atol=1e-6, rtol=1e-5)
