@@ -84,7 +84,7 @@ def main() -> None:
     ori_shape = (args.size, args.size)
 
     progress = ProgressBar(args.num_samples)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for first in range(0, args.num_samples, args.batch_size):
         batch = []
         for idx in range(first, min(first + args.batch_size,
@@ -105,6 +105,7 @@ def main() -> None:
     process_s = time.perf_counter() - start
     metrics = metric.compute_metrics(metric.results)
     total_s = time.perf_counter() - start
+    cpu_s = time.process_time() - cpu_start
     print()
     print(f'metrics: {metrics}')
     print(f'samples: {args.num_samples}  size: {args.size}x{args.size}  '
@@ -112,7 +113,8 @@ def main() -> None:
           f'breakdown: {"on" if metric.breakdown else "off"}')
     print(f'process: {process_s:.2f} s  compute_metrics: '
           f'{total_s - process_s:.3f} s  total: {total_s:.2f} s  '
-          f'({args.num_samples / total_s:.0f} samples/s)')
+          f'({args.num_samples / total_s:.0f} samples/s)  CPU time, all '
+          f'threads: {cpu_s:.2f} s')
 
 
 if __name__ == '__main__':
