@@ -26,8 +26,11 @@ def parse_args():
         '--out',
         type=str,
         help='write the leaderboard JSON here: the summary (oIoU, mIoU, '
-        'Pr@X, split, protocol, checkpoint, config) and one record per '
-        'sample (ref_id, image_id, expression, I, U, IoU)')
+        'Pr@X, split, protocol, checkpoint, config), the per-category and '
+        'per-object-size tables (unless the metric has breakdown=False) and '
+        'one record per sample (ref_id, sent_id, image_id, expression, '
+        'category, ground-truth area and size, I, U, IoU); compare several '
+        'with tools/analysis_tools/compare_results.py')
     parser.add_argument(
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(

@@ -61,5 +61,10 @@ test_dataloader = dict(
         split='test',
         test_mode=True,
         pipeline=test_pipeline))
+# oIoU / mIoU / Pr@X overall; RefSegIoUMetric's breakdown=True (default)
+# adds per-category and per-object-size tables (ground-truth area in pixels at
+# the original resolution, COCO thresholds size_thresholds=(32**2, 96**2)) to
+# the log and the --out JSON. Overall numbers only:
+#   --cfg-options test_evaluator.breakdown=False
 val_evaluator = dict(type='RefSegIoUMetric')
 test_evaluator = val_evaluator

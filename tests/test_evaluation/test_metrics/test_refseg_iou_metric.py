@@ -260,7 +260,9 @@ def test_json_output(tmp_path, hand_samples):
         output_file=str(out),
         output_meta=meta)
     report = json.loads(out.read_text())
-    assert set(report) == {'checkpoint', 'split', 'summary', 'samples'}
+    assert list(report) == [
+        'checkpoint', 'split', 'summary', 'by_category', 'by_size', 'samples'
+    ]
     assert report['checkpoint'] == meta['checkpoint']
     summary = report['summary']
     assert summary == dict(
@@ -268,19 +270,31 @@ def test_json_output(tmp_path, hand_samples):
         num_samples=4,
         protocol='480x480',
         pr_rule='IoU >= X',
-        empty_iou=1.0)
+        empty_iou=1.0,
+        size_thresholds=[1024, 9216])
     assert summary['oIoU'] == 50.0  # 480/4 = 120: areas scale by 120**2
     assert [s['ref_id'] for s in report['samples']] == [10, 11, 12, 13]
     first = report['samples'][0]
     assert first == dict(
         ref_id=10,
+        sent_id=None,
         image_id=0,
         text='the tank',
+        category_id=None,
+        category=None,
+        gt_area=4,  # at the original 4x4 resolution, not 480x480
+        size='small',
         intersection=2 * 120**2,
         union=6 * 120**2,
         iou=pytest.approx(1 / 3))
-    with pytest.raises(ValueError, match='reserved'):
-        RefSegIoUMetric(output_file=str(out), output_meta={'summary': 1})
+    assert report['by_category'] == []  # no sample has a category
+    assert report['by_size'] == [
+        dict(
+            size='small', min_area=0, max_area=1024, num_samples=4, **metrics)
+    ]
+    for key in ('summary', 'by_size'):
+        with pytest.raises(ValueError, match='reserved'):
+            RefSegIoUMetric(output_file=str(out), output_meta={key: 1})
 
 
 def test_through_evaluator_and_registry():
@@ -306,8 +320,11 @@ def test_through_evaluator_and_registry():
             ref_id=5,
             image_id=7,
             text='the white tank',
+            sent_id=None,
+            category_id=None,
             intersection=2 * 120**2,
-            union=6 * 120**2)
+            union=6 * 120**2,
+            gt_area=4)
     ]
     assert evaluator.evaluate(1)['oIoU'] == 33.33
 
