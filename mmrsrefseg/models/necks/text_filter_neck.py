@@ -156,7 +156,9 @@ class TextFilterNeck(BaseModule):
 
         Returns:
             dict: ``local_activation`` (B, T, h, w) in [0, 1] (0 at padding
-            tokens), ``global_logits`` (B, h, w) (``Z_g``, unbounded),
+            tokens), ``mean_local_activation`` (B, h, w) in [0, 1] (its mean
+            over the real tokens), ``global_logits`` (B, h, w) (``Z_g``,
+            unbounded),
             ``activation_features`` (B, 3C, h, w) = ``[F_l, F_g, V]``.
         """
         v = feats['visual_feats']
@@ -172,6 +174,7 @@ class TextFilterNeck(BaseModule):
         f_global = torch.sigmoid(z_global)[:, None] * v
         return {
             'local_activation': local,
+            'mean_local_activation': mean_local,
             'global_logits': z_global,
             'activation_features': torch.cat([f_local, f_global, v], dim=1)
         }
