@@ -49,6 +49,8 @@ DEFAULT_CONFIG = 'configs/rsrefseg_tiny_synthetic.py'
 STRETCH_PERCENTILES = (2., 98.)
 #: PIL modes of single-band images with more than 8 bits.
 _HIGH_DEPTH_MODES = ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
+#: Result pictures fill their boxes (small images are scaled up).
+_CSS = '.result img { width: 100%; height: 100%; object-fit: contain; }'
 _OUTPUT_TITLES = ('mask overlay', 'mask probability',
                   'global activation sigmoid(Z_g)', 'mean local activation')
 
@@ -442,12 +444,15 @@ class WebDemo:
                         image_mode=None,
                         sources=['upload', 'clipboard'],
                         label='aerial image',
-                        height=320)
+                        height=320,
+                        elem_id='image')
                     text_in = gr.Textbox(
                         label='referring expression',
                         placeholder='the red storage tank on the left',
-                        max_lines=1)
-                    button = gr.Button('Segment', variant='primary')
+                        max_lines=1,
+                        elem_id='expression')
+                    button = gr.Button(
+                        'Segment', variant='primary', elem_id='segment')
                     status = gr.Markdown(elem_id='status')
                 with gr.Column(scale=2):
                     outputs = []
@@ -460,7 +465,8 @@ class WebDemo:
                                         format='png',
                                         label=title,
                                         interactive=False,
-                                        height=300))
+                                        height=300,
+                                        elem_classes=['result']))
             outputs.append(status)
             button.click(
                 self.segment, [image_in, text_in],
@@ -541,6 +547,7 @@ def main(argv: Optional[Sequence[str]] = None, launch: bool = True):
             allowed_paths=sorted({osp.dirname(p)
                                   for p, _ in examples}),
             footer_links=['api'],
+            css=_CSS,
             theme=gr.themes.Default(
                 font=['ui-sans-serif', 'system-ui', 'sans-serif'],
                 font_mono=['ui-monospace', 'monospace']))

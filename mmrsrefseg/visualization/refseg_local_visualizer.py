@@ -14,6 +14,7 @@ from .activation_recorder import ACTIVATION_FIELDS
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 Color = Tuple[int, int, int]
+Image = np.ndarray
 #: Panel titles of the activation maps, by data-sample field.
 ACTIVATION_TITLES = dict(
     zip(ACTIVATION_FIELDS,
@@ -521,12 +522,11 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         titles = ['prediction'] + list(ACTIVATION_TITLES.values())
         return self._compose(panels, titles, lines, colorbars=[1, 2])
 
-    def _compose(
-        self,
-        panels: List[np.ndarray],
-        titles: List[str],
-        lines: List[str],
-        colorbars: Sequence[int] = ()) -> np.ndarray:
+    def _compose(self,
+                 panels: List[np.ndarray],
+                 titles: List[str],
+                 lines: List[str],
+                 colorbars: Sequence[int] = ()) -> Image:
         """Panels of equal size side by side under a dark header.
 
         The header holds ``lines`` (wrapped to the whole width), then each

@@ -133,6 +133,26 @@ class DevToolsPage:
             'Runtime.evaluate', expression=expression, returnByValue=True)
         return result.get('result', {}).get('value')
 
+    def wait_for(self,
+                 expression: str,
+                 timeout: float = 60.,
+                 what: str = '') -> None:
+        """Poll a JavaScript expression until it is truthy.
+
+        Raises:
+            TimeoutError: After ``timeout`` seconds; the message ends with
+                the page's text.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.evaluate(f'!!({expression})'):
+            if time.monotonic() > deadline:
+                text = self.evaluate(
+                    'document.body ? document.body.innerText : ""')
+                raise TimeoutError(
+                    f'{what or expression} not seen within {timeout:.0f} s; '
+                    f'page text: {str(text)[:2000]!r}')
+            time.sleep(0.25)
+
     def open(self,
              url: str,
              wait_text: Optional[str] = None,
@@ -152,26 +172,60 @@ class DevToolsPage:
             str: The page's ``innerText`` at the end.
 
         Raises:
-            TimeoutError: If the text (or the images) do not appear in time;
-                the message ends with the page's text.
+            TimeoutError: If the text (or the images) do not appear in time.
         """
         self.call('Page.navigate', url=url)
-        check = ('document.readyState === "complete" && '
-                 'Array.from(document.images).every(i => i.complete)')
+        self.wait_for('document.readyState === "complete"', timeout,
+                      f'{url} loaded')
         if wait_text is not None:
-            check += (' && document.body.innerText.includes('
-                      f'{json.dumps(wait_text)})')
-        deadline = time.monotonic() + timeout
-        while not self.evaluate(check):
-            if time.monotonic() > deadline:
-                text = self.evaluate(
-                    'document.body ? document.body.innerText : ""')
-                raise TimeoutError(
-                    f'{url} did not show {wait_text!r} within {timeout:.0f} '
-                    f's; page text: {str(text)[:2000]!r}')
-            time.sleep(0.25)
+            self.wait_text(wait_text, timeout)
+        return self.evaluate('document.body.innerText')
+
+    def wait_text(self, text: str, timeout: float = 60.) -> str:
+        """Wait until the page shows ``text`` and its images have loaded.
+
+        Returns:
+            str: The page's ``innerText``.
+
+        Raises:
+            TimeoutError: If not within ``timeout`` seconds.
+        """
+        self.wait_for(
+            'document.body.innerText.includes('
+            f'{json.dumps(text)}) && '
+            'Array.from(document.images).every(i => i.complete)', timeout,
+            repr(text))
         time.sleep(0.5)
         return self.evaluate('document.body.innerText')
+
+    def set_files(self, selector: str, paths: Sequence[str]) -> None:
+        """Choose files in the ``<input type=file>`` matching ``selector``
+        (as a person picking them in the file dialog)."""
+        found = self.call(
+            'Runtime.evaluate',
+            expression=f'document.querySelector({json.dumps(selector)})')
+        object_id = found.get('result', {}).get('objectId')
+        if object_id is None:
+            raise RuntimeError(f'No element matches {selector!r}')
+        self.call(
+            'DOM.setFileInputFiles',
+            files=[osp.abspath(p) for p in paths],
+            objectId=object_id)
+
+    def type_text(self, selector: str, text: str) -> None:
+        """Focus the element matching ``selector`` and type ``text``."""
+        if not self.evaluate(f'(() => {{ const e = document.querySelector('
+                             f'{json.dumps(selector)}); if (!e) return '
+                             'false; e.focus(); return true; })()'):
+            raise RuntimeError(f'No element matches {selector!r}')
+        self.call('Input.insertText', text=text)
+
+    def click(self, selector: str) -> None:
+        """Click the element matching ``selector``."""
+        if not self.evaluate(f'(() => {{ const e = document.querySelector('
+                             f'{json.dumps(selector)}); if (!e) return '
+                             'false; e.click(); return true; })()'):
+            raise RuntimeError(f'No element matches {selector!r}')
 
     def screenshot(self, out_file: str) -> None:
         """Write the viewport as a PNG file."""
