@@ -222,9 +222,8 @@ def test_client_segments_like_the_inferencer(client, inferencer, example):
     expected = inferencer(rgb, text, return_activations=True)
     vis = inferencer.visualizer
     _close(pictures[0], vis.draw_overlay(rgb, expected['masks'][0]))
-    for picture, key in zip(
-            pictures[1:],
-        ('probabilities', 'global_activations', 'mean_local_activations')):
+    keys = ('probabilities', 'global_activations', 'mean_local_activations')
+    for picture, key in zip(pictures[1:], keys):
         _close(picture, vis.draw_heatmap(rgb, expected[key][0]))
     mask = expected['masks'][0]
     assert f'"{text}"' in status
