@@ -31,6 +31,7 @@ import argparse
 import glob
 import os
 import os.path as osp
+import threading
 import time
 from typing import List, Optional, Sequence, Tuple
 
@@ -355,6 +356,9 @@ class WebDemo:
         self.max_side = max_side
         self.max_pixels = max_pixels
         self.title = title
+        # gradio runs callbacks in worker threads, one queue per event: the
+        # model (and its activation hook) serves one request at a time
+        self._lock = threading.Lock()
 
     def segment(
         self, image_path: Optional[str], text: Optional[str]
@@ -386,9 +390,10 @@ class WebDemo:
             rgb, notes = load_rgb(image_path, self.max_side, self.max_pixels)
         except ValueError as err:
             raise gr.Error(str(err)) from err
-        start = time.perf_counter()
-        result = self.inferencer(rgb, text, return_activations=True)
-        seconds = time.perf_counter() - start
+        with self._lock:
+            start = time.perf_counter()
+            result = self.inferencer(rgb, text, return_activations=True)
+            seconds = time.perf_counter() - start
         mask = result['masks'][0]
         vis = self.visualizer
         pictures = (vis.draw_overlay(rgb, mask),

@@ -191,7 +191,8 @@ def server(web_demo, tiny_setup, tmp_path_factory):
 @pytest.fixture(scope='module')
 def client(server):
     from gradio_client import Client
-    return Client(server.url, verbose=False)
+    return Client(
+        server.url, verbose=False, download_files=str(server.root / 'got'))
 
 
 @pytest.fixture(scope='module')
