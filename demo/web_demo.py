@@ -518,7 +518,9 @@ def main(argv: Optional[Sequence[str]] = None, launch: bool = True):
     """
     args = parse_args(argv)
     if not osp.isfile(args.config):
-        raise FileNotFoundError(f'Config not found: {args.config!r}')
+        raise FileNotFoundError(
+            f'Config not found: {args.config!r} (relative to {os.getcwd()}; '
+            'run the demo from the repository root)')
     checkpoint = args.checkpoint or default_checkpoint(args.config)
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
