@@ -4,7 +4,10 @@
 Writes an overlay picture (the image with the predicted mask in colour, its
 contour and the expression on a dark banner at the top, at the image's own
 size) and the binary mask (single-channel PNG, 0 / 255, at the image's
-size). Example::
+size). With ``--show-activation`` the picture shows, side by side under the
+expression, the mask overlay and RSRefSeg's activation maps as heat maps
+over the image: the global activation ``sigmoid(Z_g)`` and the mean local
+activation. Example::
 
     python demo/image_demo.py \\
         ../shared/data/rrsisd_sample/images/rrsisd/JPEGImages/11765.jpg \\
@@ -33,7 +36,7 @@ def parse_args(argv=None):
     Returns:
         argparse.Namespace: ``image``, ``text``, ``config``, ``checkpoint``,
         ``device``, ``out_file``, ``out_mask``, ``opacity``,
-        ``cfg_options``.
+        ``show_activation``, ``cfg_options``.
     """
     parser = argparse.ArgumentParser(
         description='Referring segmentation of one image with RSRefSeg: '
@@ -76,6 +79,13 @@ def parse_args(argv=None):
         help='opacity of the mask colour in the overlay, in [0, 1] '
         '(0: image only, 1: solid colour); default: 0.5')
     parser.add_argument(
+        '--show-activation',
+        action='store_true',
+        help='write, instead of the plain overlay, the overlay beside the '
+        'global activation sigmoid(Z_g) and the mean local activation as '
+        'heat maps over the image (0 blue to 1 red), with titles and the '
+        'expression (3 x the image width plus a header)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -93,7 +103,10 @@ def main(argv=None):
 
     Returns:
         dict: ``mask`` (uint8 (H, W) in {0, 1}), ``probability`` (float32
-        (H, W) in [0, 1]) and ``overlay`` (RGB uint8 (H, W, 3)).
+        (H, W) in [0, 1]) and ``overlay`` (the picture written, RGB uint8
+        (H, W, 3), or (H + header, 3 W, 3) with ``--show-activation``);
+        with ``--show-activation`` also ``global_activation`` and
+        ``mean_local_activation`` (float32 (H, W) in [0, 1]).
     """
     args = parse_args(argv)
     if not osp.isfile(args.image):
@@ -103,20 +116,34 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     inferencer = RefSegInferencer(
         cfg, weights=args.checkpoint, device=args.device)
-    result = inferencer(args.image, args.text)
+    result = inferencer(
+        args.image, args.text, return_activations=args.show_activation)
     mask = result['masks'][0]
     image = mmcv.imread(args.image, channel_order='rgb')
-    overlay = inferencer.visualizer.draw_overlay(
-        image, mask, opacity=args.opacity, text=args.text)
+    out = dict(mask=mask, probability=result['probabilities'][0])
+    if args.show_activation:
+        out['global_activation'] = result['global_activations'][0]
+        out['mean_local_activation'] = result['mean_local_activations'][0]
+        overlay = inferencer.visualizer.render_activations(
+            image,
+            mask,
+            out['global_activation'],
+            out['mean_local_activation'],
+            text=args.text,
+            opacity=args.opacity)
+    else:
+        overlay = inferencer.visualizer.draw_overlay(
+            image, mask, opacity=args.opacity, text=args.text)
     mmcv.imwrite(mmcv.rgb2bgr(overlay), args.out_file)
     mmcv.imwrite((mask * 255).astype(np.uint8), args.out_mask)
     h, w = mask.shape
     print(f'"{args.text}": {int(mask.sum())} of {h * w} pixels '
           f'({100. * mask.mean():.2f} %) segmented')
-    print(f'overlay ({w}x{h}): {args.out_file}')
+    what = 'overlay + activation maps' if args.show_activation else 'overlay'
+    print(f'{what} ({overlay.shape[1]}x{overlay.shape[0]}): {args.out_file}')
     print(f'mask ({w}x{h}, 0/255): {args.out_mask}')
-    return dict(
-        mask=mask, probability=result['probabilities'][0], overlay=overlay)
+    out['overlay'] = overlay
+    return out
 
 
 if __name__ == '__main__':

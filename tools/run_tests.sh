@@ -8,6 +8,19 @@ cd "$ROOT"
 bash tools/install.sh
 PY="$ROOT/.venv/bin/python"
 
+# Headless Chromium for the web demo's browser test (Debian's package; the
+# test is skipped without it). Test-only, so not in tools/install.sh.
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    echo "[tests] installing chromium (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "[tests] chromium not found and cannot apt-get install it (needs" \
+      "root and apt-get): the web demo's browser tests will be skipped"
+  fi
+fi
+
 echo "[tests] lint: flake8, isort, yapf"
 LINT_PATHS=(mmrsrefseg tools tests demo configs setup.py)
 "$PY" -m flake8 "${LINT_PATHS[@]}"

@@ -39,6 +39,12 @@ def parse_args():
         'ground-truth overlay, prediction overlay, the expression and the '
         "sample's IoU")
     parser.add_argument(
+        '--show-activation',
+        action='store_true',
+        help='with --show-dir / --show: add the activation maps of '
+        'RSRefSeg (global activation sigmoid(Z_g) and mean local '
+        'activation) as heat maps over the image, beside the prediction')
+    parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
         '--cfg-options',
@@ -54,6 +60,9 @@ def parse_args():
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
+    if args.show_activation and not (args.show or args.show_dir):
+        parser.error('--show-activation draws into the --show-dir / --show '
+                     'pictures; give one of them')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
@@ -68,6 +77,8 @@ def trigger_visualization_hook(cfg, args):
             'the configs under configs/_base_/schedules')
     hook = default_hooks['visualization']
     hook['draw'] = True
+    if args.show_activation:
+        hook['draw_activation'] = True
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time

@@ -1,5 +1,6 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
 """Inference API: images + referring expressions -> binary masks."""
+import contextlib
 import copy
 import math
 import os.path as osp
@@ -23,7 +24,7 @@ from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from rich.progress import track
 
-from mmrsrefseg.visualization import RefSegLocalVisualizer
+from mmrsrefseg.visualization import ActivationRecorder, RefSegLocalVisualizer
 
 ImageType = Union[str, Path, np.ndarray]
 ImagesType = Union[ImageType, Sequence[ImageType]]
@@ -310,7 +311,8 @@ class RefSegInferencer(BaseInferencer):
                  out_dir: str = '',
                  opacity: Optional[float] = None,
                  return_datasamples: bool = False,
-                 return_vis: bool = False) -> dict:
+                 return_vis: bool = False,
+                 return_activations: bool = False) -> dict:
         """Segment the object each referring expression refers to.
 
         Args:
@@ -334,6 +336,13 @@ class RefSegInferencer(BaseInferencer):
             return_datasamples (bool): Add ``predictions``. Defaults to
                 False.
             return_vis (bool): Add ``visualization``. Defaults to False.
+            return_activations (bool): Also return RSRefSeg's activation
+                maps (the text filter's, from the same forward pass, see
+                :class:`ActivationRecorder`), and draw them next to the
+                mask in the pictures (``out_dir``, ``show``,
+                ``return_vis``; see
+                :meth:`RefSegLocalVisualizer.render_activations`).
+                Defaults to False (nothing is recorded).
 
         Returns:
             dict: One entry per ``(image, expression)`` pair in each list:
@@ -346,7 +355,17 @@ class RefSegInferencer(BaseInferencer):
               ``return_datasamples``): with ``pred_sem_seg`` and
               ``seg_logits`` (probabilities) of shape (1, H, W).
             - ``visualization`` (list[np.ndarray], if ``return_vis``): RGB
-              uint8 overlays (H, W, 3).
+              uint8 overlays (H, W, 3); with ``return_activations`` the
+              overlay, the global and the mean local activation side by
+              side under a header, (H + header, 3 W, 3).
+            - ``global_activations`` (list[np.ndarray], if
+              ``return_activations``): float32 (H, W) in [0, 1],
+              ``sigmoid(Z_g)`` bilinearly upsampled from CLIP's patch grid
+              to the image size.
+            - ``mean_local_activations`` (list[np.ndarray], if
+              ``return_activations``): float32 (H, W) in [0, 1], the local
+              activation averaged over the expression's tokens, likewise
+              upsampled.
 
         Raises:
             ValueError, FileNotFoundError, TypeError: See
@@ -364,8 +383,14 @@ class RefSegInferencer(BaseInferencer):
             batches = track(
                 batches, description='Inference', total=num_batches)
         preds: List[SegDataSample] = []
-        for batch in batches:
-            preds.extend(self.forward(batch))
+        recorder = ActivationRecorder(self.model) if return_activations \
+            else contextlib.nullcontext()
+        with recorder:
+            for batch in batches:
+                batch_preds = self.forward(batch)
+                if return_activations:
+                    recorder.attach(batch_preds)
+                preds.extend(batch_preds)
         visualization = self.visualize(
             pairs,
             preds,
@@ -400,6 +425,11 @@ class RefSegInferencer(BaseInferencer):
                   return_vis: bool = False) -> Optional[List[np.ndarray]]:
         """Draw each predicted mask with its expression on its image.
 
+        Predictions that carry activation maps (``return_activations``) are
+        drawn by :meth:`RefSegLocalVisualizer.render_activations` (mask
+        overlay | global activation | mean local activation), the others by
+        :meth:`RefSegLocalVisualizer.draw_overlay`.
+
         Args:
             inputs (list[tuple]): ``(image, text)`` pairs.
             preds (list[SegDataSample]): Predictions, same order.
@@ -410,16 +440,25 @@ class RefSegInferencer(BaseInferencer):
             return_vis (bool): Return the overlays.
 
         Returns:
-            list[np.ndarray] | None: RGB uint8 overlays (H, W, 3) if
-            ``return_vis``.
+            list[np.ndarray] | None: RGB uint8 pictures if ``return_vis``:
+            (H, W, 3) overlays, or (H + header, 3 W, 3) with activations.
         """
         if not (show or img_out_dir or return_vis):
             return None
         results = []
         for i, ((image, text), pred) in enumerate(zip(inputs, preds)):
             mask = pred.pred_sem_seg.data[0].cpu().numpy()
-            overlay = self.visualizer.draw_overlay(
-                self._read_rgb(image), mask, opacity=opacity, text=text)
+            if 'global_activation' in pred:
+                overlay = self.visualizer.render_activations(
+                    self._read_rgb(image),
+                    mask,
+                    pred.global_activation.data,
+                    pred.mean_local_activation.data,
+                    text=text,
+                    opacity=opacity)
+            else:
+                overlay = self.visualizer.draw_overlay(
+                    self._read_rgb(image), mask, opacity=opacity, text=text)
             name = f'{self._stem(image)}_{i}'
             if show:
                 self.visualizer.show(
@@ -464,6 +503,12 @@ class RefSegInferencer(BaseInferencer):
                 mmcv.imwrite(mask * 255,
                              osp.join(pred_out_dir, f'{stem}_{i}.png'))
         results = dict(masks=masks, probabilities=probs)
+        if preds and all('global_activation' in p for p in preds):
+            for key in ('global_activation', 'mean_local_activation'):
+                results[key + 's'] = [
+                    p.get(key).data[0].cpu().numpy().astype(np.float32)
+                    for p in preds
+                ]
         if return_datasamples:
             results['predictions'] = list(preds)
         if visualization is not None:

@@ -1,4 +1,9 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
+from .activation_recorder import (ACTIVATION_FIELDS, ActivationRecorder,
+                                  activation_to_image)
 from .refseg_local_visualizer import RefSegLocalVisualizer
 
-__all__ = ['RefSegLocalVisualizer']
+__all__ = [
+    'RefSegLocalVisualizer', 'ActivationRecorder', 'activation_to_image',
+    'ACTIVATION_FIELDS'
+]

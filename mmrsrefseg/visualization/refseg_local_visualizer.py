@@ -10,8 +10,15 @@ from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
+from .activation_recorder import ACTIVATION_FIELDS
+
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 Color = Tuple[int, int, int]
+Image = np.ndarray
+#: Panel titles of the activation maps, by data-sample field.
+ACTIVATION_TITLES = dict(
+    zip(ACTIVATION_FIELDS,
+        ('global activation sigmoid(Z_g)', 'mean local activation')))
 
 
 def _text_style(width: int) -> Tuple[float, int]:
@@ -81,6 +88,15 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
     own size (used by ``RefSegInferencer``, ``demo/image_demo.py`` and
     ``tools/analysis_tools/browse_dataset.py``).
 
+    Activation maps (RSRefSeg's explanation of a mask, see
+    :class:`ActivationRecorder`): :meth:`draw_heatmap` blends a map in [0, 1]
+    over the image in a colour map; :meth:`render_activations` puts the
+    prediction overlay, the global activation ``sigmoid(Z_g)`` and the mean
+    local activation side by side under the expression; and
+    :meth:`render_datasample` appends the two activation panels when the
+    data sample carries ``global_activation`` / ``mean_local_activation``
+    (``tools/test.py --show-dir DIR --show-activation``).
+
     IoU: ``I = |pred & gt|``, ``U = |pred | gt|`` over pixels whose ground
     truth is not ``ignore_index``; a sample with ``U = 0`` gets
     ``empty_iou``, as in ``RefSegIoUMetric``.
@@ -103,12 +119,18 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
             to 1.0.
         ignore_index (int): Ground-truth value excluded from the IoU.
             Defaults to 255.
+        heatmap_alpha (float): Opacity in [0, 1] of the colour-mapped
+            activation / probability maps over the image. Defaults to 0.6.
+        colormap (str): OpenCV colour map of those maps (``'jet'``,
+            ``'turbo'``, ``'viridis'``, ... : ``cv2.COLORMAP_<NAME>``), 0
+            blue to 1 red for ``'jet'``. Defaults to ``'jet'``.
         **kwargs: Other arguments of :class:`SegLocalVisualizer`
             (``classes``, ``palette``, ``dataset_name``; unused here).
 
     Raises:
-        ValueError: If ``alpha`` or ``empty_iou`` lies outside [0, 1] or a
-            colour is not three ints in [0, 255].
+        ValueError: If ``alpha``, ``heatmap_alpha`` or ``empty_iou`` lies
+            outside [0, 1], a colour is not three ints in [0, 255] or
+            ``colormap`` is not an OpenCV colour map.
     """
 
     def __init__(self,
@@ -121,6 +143,8 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                  pred_color: Sequence[int] = (255, 48, 48),
                  empty_iou: float = 1.0,
                  ignore_index: int = 255,
+                 heatmap_alpha: float = 0.6,
+                 colormap: str = 'jet',
                  **kwargs):
         super().__init__(
             name=name,
@@ -137,6 +161,8 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         self.pred_color = self._check_color(pred_color, 'pred_color')
         self.empty_iou = float(empty_iou)
         self.ignore_index = ignore_index
+        self.heatmap_alpha = self._check_opacity(heatmap_alpha)
+        self.colormap = self._check_colormap(colormap)
 
     @staticmethod
     def _check_opacity(opacity: float) -> float:
@@ -163,6 +189,16 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                 f'{getattr(image, "dtype", type(image))} '
                 f'{getattr(image, "shape", "")}')
         return image
+
+    @staticmethod
+    def _check_colormap(name: str) -> int:
+        code = getattr(cv2, f'COLORMAP_{str(name).upper()}', None)
+        if not isinstance(name, str) or code is None:
+            names = sorted(k[len('COLORMAP_'):].lower() for k in dir(cv2)
+                           if k.startswith('COLORMAP_'))
+            raise ValueError(f'colormap must be an OpenCV colour map name '
+                             f'({", ".join(names)}), got {name!r}')
+        return int(code)
 
     @staticmethod
     def _to_mask(mask, shape: Tuple[int, int], what: str) -> np.ndarray:
@@ -246,6 +282,80 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
             out = self._draw_banner(out, texts)
         return out
 
+    def colorize(self, heat: np.ndarray) -> np.ndarray:
+        """Colour-map a map in [0, 1] (RGB uint8, same size).
+
+        Values are clipped to [0, 1] and quantised to ``round(255 * v)``
+        before the colour map (``colormap``) is applied.
+
+        Args:
+            heat (np.ndarray | Tensor): Map of shape (H, W) or (1, H, W).
+
+        Returns:
+            np.ndarray: RGB uint8 array of shape (H, W, 3).
+
+        Raises:
+            ValueError: If the map is not 2-D (after dropping a leading 1)
+                or holds NaN.
+        """
+        if hasattr(heat, 'detach'):
+            heat = heat.detach().cpu().numpy()
+        heat = np.asarray(heat, dtype=np.float32)
+        if heat.ndim == 3 and heat.shape[0] == 1:
+            heat = heat[0]
+        if heat.ndim != 2:
+            raise ValueError(f'heat map must be (H, W), got {heat.shape}')
+        if np.isnan(heat).any():
+            raise ValueError('heat map holds NaN')
+        levels = np.round(np.clip(heat, 0., 1.) * 255.).astype(np.uint8)
+        return cv2.cvtColor(
+            cv2.applyColorMap(levels, self.colormap), cv2.COLOR_BGR2RGB)
+
+    def draw_heatmap(
+            self,
+            image: np.ndarray,
+            heat: np.ndarray,
+            opacity: Optional[float] = None,
+            text: Optional[Union[str, Sequence[str]]] = None) -> np.ndarray:
+        """Blend a colour-mapped map in [0, 1] over an image.
+
+        Each pixel becomes ``round((1 - opacity) * pixel + opacity *
+        colour)``, ``colour`` from :meth:`colorize`.
+
+        Args:
+            image (np.ndarray): RGB uint8 image of shape (H, W, 3).
+            heat (np.ndarray | Tensor): Map of shape (H, W) or (1, H, W)
+                at the image size, values in [0, 1] (clipped).
+            opacity (float, optional): Opacity in [0, 1] of the colours.
+                Defaults to ``heatmap_alpha``.
+            text (str | Sequence[str], optional): Caption on a top banner
+                (see :meth:`draw_overlay`). Defaults to None.
+
+        Returns:
+            np.ndarray: RGB uint8 image of shape (H, W, 3) (a new array).
+
+        Raises:
+            ValueError: For a non-RGB-uint8 image, a map of another size or
+                an opacity outside [0, 1].
+        """
+        image = self._check_image(image)
+        colours = self.colorize(heat)
+        if colours.shape[:2] != image.shape[:2]:
+            raise ValueError(
+                f'heat map has shape {colours.shape[:2]}, the image is '
+                f'(H, W) {image.shape[:2]}; maps must be at the image size')
+        opacity = self._check_opacity(self.heatmap_alpha if opacity is
+                                      None else opacity)
+        out = cv2.addWeighted(
+            image.astype(np.float32), 1. - opacity, colours.astype(np.float32),
+            opacity, 0.)
+        out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+        texts = [text] if isinstance(text, str) else list(text or [])
+        texts = [t for t in texts if t]
+        if texts:
+            out = self._draw_banner(out, texts)
+        return out
+
     def _draw_banner(self, image: np.ndarray, texts: List[str]) -> np.ndarray:
         """Write ``texts`` (one paragraph each) on a dark top banner."""
         h, w = image.shape[:2]
@@ -294,27 +404,36 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                           data_sample: SegDataSample,
                           draw_gt: bool = True,
                           draw_pred: bool = True,
-                          with_labels: bool = True) -> np.ndarray:
+                          with_labels: bool = True,
+                          draw_activation: bool = True) -> np.ndarray:
         """Render a sample: image | ground truth | prediction, plus header.
+
+        When the sample carries activation maps (``global_activation``,
+        ``mean_local_activation``, set by :class:`ActivationRecorder`), their
+        heat maps (:meth:`draw_heatmap`) follow as two more panels, with a
+        colour bar under their titles.
 
         Args:
             image (np.ndarray): RGB uint8 image of shape (H, W, 3) at the
                 original size.
             data_sample (SegDataSample): With ``gt_sem_seg`` and / or
                 ``pred_sem_seg`` of shape (1, H, W) (values 0/1; 255 =
-                ignored in the ground truth) and metainfo ``text`` and
-                ``ref_id`` (optional).
+                ignored in the ground truth), optionally the activation maps
+                (1, H, W) in [0, 1], and metainfo ``text`` and ``ref_id``
+                (optional).
             draw_gt (bool): Add the ground-truth panel if present.
             draw_pred (bool): Add the prediction panel if present.
             with_labels (bool): Add the header with the expression, ref id,
                 panel titles and IoU (when both masks are present).
+            draw_activation (bool): Add the activation panels if present.
+                Defaults to True.
 
         Returns:
             np.ndarray: RGB uint8 image of shape (H + header, k * W, 3), k
-            = 1 + number of mask panels.
+            = 1 + number of mask and activation panels.
 
         Raises:
-            ValueError: If a mask is not at the image size.
+            ValueError: If a mask or map is not at the image size.
         """
         image = self._check_image(image)
         hw = image.shape[:2]
@@ -331,6 +450,14 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                                  'pred_sem_seg')
             panels.append(self.draw_overlay(image, pred != 0, self.pred_color))
             titles.append('prediction')
+        colorbars = []
+        if draw_activation:
+            for key, title in ACTIVATION_TITLES.items():
+                if key in data_sample:
+                    heat = self._to_mask(data_sample.get(key).data, hw, key)
+                    colorbars.append(len(panels))
+                    panels.append(self.draw_heatmap(image, heat))
+                    titles.append(title)
         info = [
             f'{label} {meta[k]}'
             for k, label in (('ref_id', 'ref'), ('sent_id', 'sent'),
@@ -338,31 +465,115 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         ]
         if gt is not None and pred is not None:
             info.append(f'IoU {self.compute_iou(pred, gt):.3f}')
-        body = np.concatenate(panels, axis=1)
         if not with_labels:
-            return body
+            return np.concatenate(panels, axis=1)
+        lines = [f'"{meta["text"]}"'] if meta.get('text') else []
+        if info:
+            lines.append(', '.join(info))
+        return self._compose(panels, titles, lines, colorbars)
 
-        w = hw[1]
+    def render_activations(self,
+                           image: np.ndarray,
+                           mask: np.ndarray,
+                           global_activation: np.ndarray,
+                           mean_local_activation: np.ndarray,
+                           text: Optional[str] = None,
+                           info: Optional[str] = None,
+                           opacity: Optional[float] = None) -> np.ndarray:
+        """Prediction overlay and activation heat maps side by side.
+
+        Three panels of the image's size -- the predicted mask
+        (:meth:`draw_overlay` in ``pred_color``), the global activation
+        ``sigmoid(Z_g)`` and the mean local activation (:meth:`draw_heatmap`)
+        -- below a dark header with the expression, ``info``, the panel
+        titles and a colour bar (0 to 1) under each activation title.
+
+        Args:
+            image (np.ndarray): RGB uint8 image of shape (H, W, 3).
+            mask (np.ndarray | Tensor): Predicted mask (H, W) or (1, H, W),
+                non-zero = object.
+            global_activation (np.ndarray | Tensor): (H, W) or (1, H, W)
+                in [0, 1].
+            mean_local_activation (np.ndarray | Tensor): (H, W) or
+                (1, H, W) in [0, 1].
+            text (str, optional): Referring expression (quoted in the
+                header). Defaults to None.
+            info (str, optional): One more header line. Defaults to None.
+            opacity (float, optional): Mask opacity in [0, 1]. Defaults to
+                ``alpha``.
+
+        Returns:
+            np.ndarray: RGB uint8 image of shape (H + header, 3 * W, 3).
+
+        Raises:
+            ValueError: For a non-RGB-uint8 image, a mask or map of another
+                size or an opacity outside [0, 1].
+        """
+        image = self._check_image(image)
+        hw = image.shape[:2]
+        panels = [self.draw_overlay(image, mask, opacity=opacity)]
+        for key, heat in (('global_activation', global_activation),
+                          ('mean_local_activation', mean_local_activation)):
+            panels.append(
+                self.draw_heatmap(image, self._to_mask(heat, hw, key)))
+        lines = [f'"{text}"'] if text else []
+        if info:
+            lines.append(info)
+        titles = ['prediction'] + list(ACTIVATION_TITLES.values())
+        return self._compose(panels, titles, lines, colorbars=[1, 2])
+
+    def _compose(self,
+                 panels: List[np.ndarray],
+                 titles: List[str],
+                 lines: List[str],
+                 colorbars: Sequence[int] = ()) -> Image:
+        """Panels of equal size side by side under a dark header.
+
+        The header holds ``lines`` (wrapped to the whole width), then each
+        panel's title (wrapped to the panel width) and, for the panels in
+        ``colorbars``, a colour bar from 0 (left) to 1 (right).
+        """
+        body = np.concatenate(panels, axis=1)
+        w = panels[0].shape[1]
         scale, thick = _text_style(w)
         pad = max(3, int(round(w / 100.)))
         line_h = _line_height(scale, thick)
-        lines = []
-        if meta.get('text'):
-            lines += _wrap(f'"{meta["text"]}"', body.shape[1] - 2 * pad, scale,
-                           thick)
-        if info:
-            lines += _wrap(', '.join(info), body.shape[1] - 2 * pad, scale,
-                           thick)
+        lines = [
+            wrapped for line in lines
+            for wrapped in _wrap(line, body.shape[1] - 2 * pad, scale, thick)
+        ]
         title_lines = [_wrap(t, w - 2 * pad, scale, thick) for t in titles]
         num_title_lines = max(len(t) for t in title_lines)
-        header_h = (len(lines) + num_title_lines) * line_h + pad
+        bar_h = line_h if colorbars else 0
+        header_h = (len(lines) + num_title_lines) * line_h + bar_h + pad
         header = np.full((header_h, body.shape[1], 3), 32, dtype=np.uint8)
         self._put_lines(header, lines, pad, pad, line_h, scale, thick)
         title_y = pad + len(lines) * line_h
         for k, t_lines in enumerate(title_lines):
             self._put_lines(header, t_lines, k * w + pad, title_y, line_h,
                             scale, thick)
+        bar_y = title_y + num_title_lines * line_h
+        for k in colorbars:
+            self._draw_colorbar(header, k * w + pad, (k + 1) * w - pad, bar_y,
+                                line_h, scale, thick)
         return np.concatenate([header, body], axis=0)
+
+    def _draw_colorbar(self, canvas: np.ndarray, x0: int, x1: int, y: int,
+                       line_h: int, scale: float, thick: int) -> None:
+        """Colour bar labelled 0 and 1 between columns x0 and x1."""
+        (w0, text_h), _ = cv2.getTextSize('0', _FONT, scale, thick)
+        (w1, _), _ = cv2.getTextSize('1', _FONT, scale, thick)
+        gap = max(2, w0 // 2)
+        bar_x0, bar_x1 = x0 + w0 + gap, x1 - w1 - gap
+        if bar_x1 - bar_x0 < 2:
+            return
+        bar_h = max(2, text_h)
+        bar = self.colorize(
+            np.repeat(np.linspace(0., 1., bar_x1 - bar_x0)[None], bar_h, 0))
+        canvas[y:y + bar_h, bar_x0:bar_x1] = bar
+        for label, x in (('0', x0), ('1', bar_x1 + gap)):
+            cv2.putText(canvas, label, (x, y + text_h), _FONT, scale,
+                        (255, 255, 255), thick, cv2.LINE_AA)
 
     @master_only
     def add_datasample(self,

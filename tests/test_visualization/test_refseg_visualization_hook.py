@@ -5,6 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from mmengine.structures import PixelData
@@ -81,3 +82,55 @@ def test_plain_visualizer_is_refused(tmp_path):
     runner = SimpleNamespace(message_hub=None)
     with pytest.raises(TypeError, match='RefSegLocalVisualizer'):
         hook.after_test_iter(runner, 0, {}, [out])
+
+
+def test_test_py_show_activation(vis_setup, tmp_path, monkeypatch):
+    from mmrsrefseg.apis import RefSegInferencer
+    test_tool = load_tool('tools/test.py', 'refseg_test_tool_act')
+    show_dir = tmp_path / 'show'
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.setattr('sys.argv', [
+        'test.py', vis_setup.config_file, vis_setup.ckpt, '--work-dir',
+        str(tmp_path / 'work'), '--show-dir',
+        str(show_dir), '--show-activation', '--cfg-options',
+        f'visualizer.name=visualizer_act_{tmp_path.name}'
+    ])
+    test_tool.main()
+
+    inferencer = RefSegInferencer(
+        vis_setup.cfg, weights=vis_setup.ckpt, device='cpu')
+    assert len(inferencer.model.neck._forward_hooks) == 0
+    dataset = DATASETS.build(vis_setup.cfg.test_dataloader.dataset)
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    pictures = sorted((show_dir / 'vis_data' / 'vis_image').glob('*.png'))
+    assert len(pictures) == len(infos)
+    for info in infos:
+        name = f'test_ref{info["ref_id"]}_sent{info["sent_id"]}_0.png'
+        drawn = cv2.imread(str(show_dir / 'vis_data' / 'vis_image' / name))
+        image = cv2.imread(info['img_path'])
+        h, w = image.shape[:2]
+        # image | ground truth | prediction | global | mean local activation
+        assert drawn.shape[1] == 5 * w
+        body = drawn[-h:].astype(int)
+        np.testing.assert_array_equal(body[:, :w], image)
+        result = inferencer(
+            info['img_path'], info['text'], return_activations=True)
+        vis = inferencer.visualizer
+        rgb = image[..., ::-1].copy()
+        for k, key in ((3, 'global_activations'), (4,
+                                                   'mean_local_activations')):
+            expected = vis.draw_heatmap(rgb, result[key][0])[..., ::-1]
+            # batch of 2 in the test loop vs 1 here: colour levels may
+            # differ by one step where a value sits on a rounding edge
+            diff = np.abs(body[:, k * w:(k + 1) * w] - expected.astype(int))
+            assert diff.max() <= 4 and diff.mean() < 0.05
+
+
+def test_show_activation_needs_show_dir(vis_setup, monkeypatch):
+    test_tool = load_tool('tools/test.py', 'refseg_test_tool_act_err')
+    monkeypatch.setattr('sys.argv', [
+        'test.py', vis_setup.config_file, vis_setup.ckpt, '--show-activation'
+    ])
+    with pytest.raises(SystemExit) as exc:
+        test_tool.main()
+    assert exc.value.code == 2

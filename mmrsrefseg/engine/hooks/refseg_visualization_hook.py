@@ -9,7 +9,7 @@ from mmseg.engine.hooks import SegVisualizationHook
 from mmseg.registry import HOOKS
 from mmseg.structures import SegDataSample
 
-from mmrsrefseg.visualization import RefSegLocalVisualizer
+from mmrsrefseg.visualization import ActivationRecorder, RefSegLocalVisualizer
 
 
 @HOOKS.register_module()
@@ -34,6 +34,13 @@ class RefSegVisualizationHook(SegVisualizationHook):
     training iteration recorded in the runner's message hub, 0 when only
     testing).
 
+    With ``draw_activation=True`` (``tools/test.py --show-dir DIR
+    --show-activation``) each picture also shows RSRefSeg's activation
+    maps, the global activation ``sigmoid(Z_g)`` and the mean local
+    activation, as heat maps over the image (recorded from the same forward
+    pass by :class:`ActivationRecorder`, which is only attached to the model
+    during val / test epochs that draw them).
+
     Modified from ``mmseg/engine/hooks/visualization_hook.py``
     (Apache-2.0).
 
@@ -46,11 +53,14 @@ class RefSegVisualizationHook(SegVisualizationHook):
         wait_time (float): Display time in seconds. Defaults to 0.
         backend_args (dict, optional): File backend arguments to read the
             images. Defaults to None.
+        draw_activation (bool): Add the activation heat maps (only with
+            ``draw=True``). Defaults to False.
 
     Raises:
         TypeError: When drawing, if the runner's visualizer is not a
             :class:`RefSegLocalVisualizer` (set ``visualizer =
-            dict(type='RefSegLocalVisualizer', ...)`` in the config).
+            dict(type='RefSegLocalVisualizer', ...)`` in the config), or
+            with ``draw_activation`` if the model has no neck.
     """
 
     def __init__(self,
@@ -58,22 +68,44 @@ class RefSegVisualizationHook(SegVisualizationHook):
                  interval: int = 1,
                  show: bool = False,
                  wait_time: float = 0.,
-                 backend_args: Optional[dict] = None):
+                 backend_args: Optional[dict] = None,
+                 draw_activation: bool = False):
         super().__init__(
             draw=draw,
             interval=interval,
             show=show,
             wait_time=wait_time,
             backend_args=backend_args)
+        self.draw_activation = bool(draw_activation)
         self._num_samples: Dict[str, int] = {}
+        self._recorder: Optional[ActivationRecorder] = None
+
+    def _start_recording(self, runner: Runner) -> None:
+        if self.draw and self.draw_activation:
+            self._recorder = ActivationRecorder(runner.model).start()
+
+    def _stop_recording(self) -> None:
+        if self._recorder is not None:
+            self._recorder.stop()
+            self._recorder = None
 
     def before_val_epoch(self, runner: Runner) -> None:
-        """Restart the sample index of the val loop."""
+        """Restart the sample index of the val loop; start recording."""
         self._num_samples['val'] = 0
+        self._start_recording(runner)
 
     def before_test_epoch(self, runner: Runner) -> None:
-        """Restart the sample index of the test loop."""
+        """Restart the sample index of the test loop; start recording."""
         self._num_samples['test'] = 0
+        self._start_recording(runner)
+
+    def after_val_epoch(self, runner: Runner, metrics=None) -> None:
+        """Stop recording activation maps."""
+        self._stop_recording()
+
+    def after_test_epoch(self, runner: Runner, metrics=None) -> None:
+        """Stop recording activation maps."""
+        self._stop_recording()
 
     @staticmethod
     def sample_name(data_sample: SegDataSample, mode: str, index: int) -> str:
@@ -119,6 +151,8 @@ class RefSegVisualizationHook(SegVisualizationHook):
         first = self._num_samples.get(mode, 0)
         self._num_samples[mode] = first + len(outputs)
         if not self.every_n_inner_iters(batch_idx, self.interval):
+            if self._recorder is not None:
+                self._recorder.clear()
             return
         if not isinstance(self._visualizer, RefSegLocalVisualizer):
             raise TypeError(
@@ -130,6 +164,8 @@ class RefSegVisualizationHook(SegVisualizationHook):
         # Not ``runner.iter``: in a test-only run that property builds the
         # train loop and with it the training dataset.
         step = runner.message_hub.get_info('iter', 0)
+        if self._recorder is not None:
+            self._recorder.attach(outputs)
         for k, output in enumerate(outputs):
             img_bytes = fileio.get(
                 output.img_path, backend_args=self.backend_args)
