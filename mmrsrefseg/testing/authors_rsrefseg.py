@@ -148,14 +148,13 @@ class AuthorsRSRefSeg(nn.Module):
                     padding=1,
                     norm_cfg=norm_cfg,
                     act_cfg=act) for _ in range(down_spatial_times)
-            ],
-            ConvModule(hidden, hidden, 1, norm_cfg=None, act_cfg=None))
+            ], ConvModule(hidden, hidden, 1, norm_cfg=None, act_cfg=None))
         lora_cfg = AUTHORS_LORA_CFG if lora_cfg is None else lora_cfg
         for name in ('backbone', 'clip_vision_encoder', 'clip_text_encoder'):
             if name in lora_cfg:
                 config = LoraConfig(**copy.deepcopy(lora_cfg[name]))
-                setattr(self, name, get_peft_model(getattr(self, name),
-                                                   config))
+                setattr(self, name,
+                        get_peft_model(getattr(self, name), config))
             else:
                 getattr(self, name).requires_grad_(False)
 
@@ -244,8 +243,7 @@ class AuthorsRSRefSeg(nn.Module):
             multimask_output=False)
         return dict(masks=low_res_masks.squeeze(1), global_logits=global_logit)
 
-    def loss(self, inputs: Tensor, texts: List[str],
-             gt: Tensor) -> Tensor:
+    def loss(self, inputs: Tensor, texts: List[str], gt: Tensor) -> Tensor:
         """The authors' training loss (their ``PseudoSegHead``).
 
         Mask logits upsampled bilinearly to the label size, mmseg's
@@ -312,8 +310,7 @@ def sam_config_from_head(head: dict):
             global_attn_indexes=list(enc['global_attn_indexes']),
             num_pos_feats=prompt // 2),
         prompt_encoder_config=dict(
-            hidden_size=prompt, image_size=size,
-            patch_size=enc['patch_size']),
+            hidden_size=prompt, image_size=size, patch_size=enc['patch_size']),
         mask_decoder_config=dict(
             hidden_size=prompt,
             mlp_dim=dec['mlp_dim'],
@@ -443,8 +440,10 @@ def randomise_weights(ref: 'AuthorsRSRefSeg', seed: int = 0) -> None:
 
     peft initialises ``lora_B`` to zero, BN to the identity and HF SAM some
     weights at std 1e-10, which would hide a misplaced adapter, norm or
-    layer from a parity test (the mask logits would be ~1e-5). SigLIP's scale and
-    bias are set to 10 and -2 so that the activations are not saturated.
+    layer from a parity test (the mask logits would be ~1e-5). The noise
+    shrinks with the fan-in so that deep towers stay finite. SigLIP's scale
+    and bias are set to 10 and -2 so that the activations are not
+    saturated.
     """
     torch.manual_seed(seed)
     with torch.no_grad():

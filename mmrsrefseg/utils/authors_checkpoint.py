@@ -5,20 +5,24 @@ The authors' model (KyanChen/RSRefSeg, ``rsris/models/models.py``,
 ``RefSegEncoderDecoder``) is a composition of HF transformers modules wrapped
 by peft's ``get_peft_model``, so its state dict names are:
 
-===========================================================  ==============================
-authors (HF + peft names)                                    mmrsrefseg
-===========================================================  ==============================
-``backbone.base_model.model.model.*`` (HF SamVisionEncoder)  ``decode_head.image_encoder.*``
-``backbone.base_model.model.shared_image_embedding.*``       (duplicate, dropped)
-``clip_vision_encoder.base_model.model.model.*``             ``backbone.model.vision_model.*``
-``clip_text_encoder.base_model.model.model.*``               ``backbone.model.text_model.*``
-``clip_text_encoder.base_model.model.logit_{scale,bias}``    ``backbone.model.logit_{scale,bias}``
-``sam_prompt_encoder.model.*`` (HF SamPromptEncoder)         ``decode_head.prompt_encoder.*``
-``sam_mask_decoder.model.*`` (HF SamMaskDecoder)             ``decode_head.mask_decoder.*``
-``prompter_down_channel.{conv,bn}.*``                        ``neck.input_proj.{0,1}.*``
-``prompter_down_spatial.{i}.{conv,bn}.*`` (i < k)            ``neck.downsample.{i}.{0,1}.*``
-``prompter_down_spatial.{k}.conv.*``                         ``neck.output_proj.*``
-===========================================================  ==============================
+- ``backbone.base_model.model.model.*`` (HF ``SamVisionEncoder``) ->
+  ``decode_head.image_encoder.*``;
+- ``backbone.base_model.model.shared_image_embedding.*`` -> dropped (a copy
+  of the prompt encoder's positional Gaussian matrix, checked equal);
+- ``clip_vision_encoder.base_model.model.model.*`` ->
+  ``backbone.model.vision_model.*``;
+- ``clip_text_encoder.base_model.model.model.*`` ->
+  ``backbone.model.text_model.*``;
+- ``clip_text_encoder.base_model.model.logit_{scale,bias}`` ->
+  ``backbone.model.logit_{scale,bias}``;
+- ``sam_prompt_encoder.model.*`` (HF ``SamPromptEncoder``) ->
+  ``decode_head.prompt_encoder.*``;
+- ``sam_mask_decoder.model.*`` (HF ``SamMaskDecoder``) ->
+  ``decode_head.mask_decoder.*``;
+- ``prompter_down_channel.{conv,bn}.*`` -> ``neck.input_proj.{0,1}.*``;
+- ``prompter_down_spatial.{i}.{conv,bn}.*`` (i < k) ->
+  ``neck.downsample.{i}.{0,1}.*``;
+- ``prompter_down_spatial.{k}.conv.*`` -> ``neck.output_proj.*``.
 
 HF SAM names become segment-anything names through
 :mod:`mmrsrefseg.utils.sam_checkpoint`; peft's ``base_layer`` /
@@ -49,7 +53,8 @@ _SAM_PARTS = (
     ('sam_mask_decoder.model.', 'mask_decoder.'),
 )
 _PLAIN_PARTS = (
-    ('clip_vision_encoder.' + _PEFT + 'model.', 'backbone.model.vision_model.'),
+    ('clip_vision_encoder.' + _PEFT + 'model.',
+     'backbone.model.vision_model.'),
     ('clip_text_encoder.' + _PEFT + 'model.', 'backbone.model.text_model.'),
     ('clip_text_encoder.' + _PEFT + 'logit_', 'backbone.model.logit_'),
 )

@@ -123,8 +123,7 @@ def segment_anything_to_hf_sam(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
     return out
 
 
-def hf_sam_to_segment_anything(
-        state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+def hf_sam_to_segment_anything(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
     """Rename an HF ``SamModel`` state dict to segment-anything ``Sam`` keys.
 
     Args:

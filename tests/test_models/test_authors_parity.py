@@ -80,7 +80,10 @@ def test_authors_batches_depend_on_padding(pair):
     alone = ref(images[:1], texts[:1])['masks']
     assert (batched[:1] - alone).abs().max() > 1e-3
     torch.testing.assert_close(  # the longest expression is unpadded
-        batched[1:], ref(images[1:], texts[1:])['masks'], atol=1e-4, rtol=0)
+        batched[1:],
+        ref(images[1:], texts[1:])['masks'],
+        atol=1e-4,
+        rtol=0)
 
 
 def test_trainable_count_equals_authors(pair):

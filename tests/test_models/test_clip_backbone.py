@@ -93,8 +93,8 @@ def test_parity_with_transformers(saved, options):
         expected = (F.interpolate(
             images, (32, 32), mode='bicubic', antialias=True) - mean) / std
     else:  # the authors': normalise, then bilinear without antialias
-        expected = F.interpolate((images - mean) / std, (32, 32),
-                                 mode='bilinear')
+        expected = F.interpolate(
+            (images - mean) / std, (32, 32), mode='bilinear')
     torch.testing.assert_close(pixel_values, expected, atol=1e-5, rtol=0)
 
     out = bb(images, TEXTS[:2])
@@ -117,8 +117,12 @@ def test_parity_with_transformers(saved, options):
     if options.get('pooling') == 'last_position':
         # SigLIP as pre-trained: max_length padding, pooled at the end
         assert out['text_feats'].shape[1] == 32
-        ids = tok(TEXTS[:2], padding='max_length', max_length=32,
-                  truncation=True, return_tensors='pt')['input_ids']
+        ids = tok(
+            TEXTS[:2],
+            padding='max_length',
+            max_length=32,
+            truncation=True,
+            return_tensors='pt')['input_ids']
         ref_out = reference.text_model(input_ids=ids)
         torch.testing.assert_close(
             out['text_embeds'], ref_out.pooler_output, atol=1e-5, rtol=0)
@@ -131,7 +135,10 @@ def test_parity_with_transformers(saved, options):
     # The authors': each expression alone, unpadded (padding=True at batch
     # 1): g = the pooled (EOS) feature, L = last_hidden_state.
     for i, text in enumerate(TEXTS[:2]):
-        ids = tok([text], padding=True, truncation=True, max_length=32,
+        ids = tok([text],
+                  padding=True,
+                  truncation=True,
+                  max_length=32,
                   return_tensors='pt')['input_ids']
         assert ids[0, -1] == tok.eos_token_id
         ref_out = reference.text_model(input_ids=ids)

@@ -139,14 +139,17 @@ def test_lora_trains_only_intended_parameters(tiny_cfg):
     # the authors' targets: SAM 2 blocks x (qkv, proj, lin1, lin2) + the
     # neck convs 0 and 2; CLIP 2+2 layers x q/k/v/out (no SigLIP heads here)
     assert len(lora) == 2 * (2 * 4 + 2 + 2 * 4 + 2 * 4)
-    assert {n for n in lora if '.neck.' in n} == {
-        f'decode_head.image_encoder.neck.{i}.lora_{ab}.default.weight'
-        for i in (0, 2) for ab in 'AB'
-    }
+    assert {n
+            for n in lora if '.neck.' in n} == {
+                f'decode_head.image_encoder.neck.{i}.lora_{ab}.default.weight'
+                for i in (0, 2)
+                for ab in 'AB'
+            }
     assert not any('patch_embed' in n for n in lora)
     blocks_only = build(
-        dict(copy.deepcopy(cfg), lora_cfg=dict(cfg.lora_cfg,
-                                               targets='blocks_only')))
+        dict(
+            copy.deepcopy(cfg),
+            lora_cfg=dict(cfg.lora_cfg, targets='blocks_only')))
     assert len([
         n for n, p in blocks_only.named_parameters()
         if p.requires_grad and 'lora_' in n

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_tool(name, *args):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = subprocess.run(
-        [sys.executable, str(ROOT / 'tools' / 'model_converters' / name)] +
+        [sys.executable,
+         str(ROOT / 'tools' / 'model_converters' / name)] +
         [str(a) for a in args],
         capture_output=True,
         text=True,

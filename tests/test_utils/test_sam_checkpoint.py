@@ -68,8 +68,8 @@ def test_hf_directory_loads_and_matches_hf_sam(hf_sam_dir):
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
     # dense positional encoding: segment-anything's == HF's shared embedding
     pe = model.get_image_wide_positional_embeddings()[0]
-    torch.testing.assert_close(head.prompt_encoder.get_dense_pe()[0], pe,
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        head.prompt_encoder.get_dense_pe()[0], pe, atol=1e-5, rtol=0)
 
 
 def test_inconsistent_positional_copies(hf_sam_dir):

@@ -255,7 +255,7 @@ def print_rows(args, results):
           f"{'TFLOP':>8}{'MFU':>7}{'peak GiB':>10}")
     for r in results:
         for mode, key in (('train (fwd+bwd+AdamW)', 'train'), ('inference',
-                                                                'infer')):
+                                                               'infer')):
             if f'{key}_s' not in r:
                 continue
             t, flops = r[f'{key}_s'], r[f'{key}_flops']
@@ -270,9 +270,10 @@ def run_worker(which):
     argv = [a for a in sys.argv[1:] if a != '--compare-authors']
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, 'result.json')
-        subprocess.run([sys.executable, sys.argv[0]] + argv +
-                       ['--model', which, '--json-out', out],
-                       check=True)
+        subprocess.run(
+            [sys.executable, sys.argv[0]] + argv +
+            ['--model', which, '--json-out', out],
+            check=True)
         with open(out) as f:
             return json.load(f)
 

@@ -88,8 +88,7 @@ def main():
         from mmrsrefseg.testing import build_authors_from_config
         ref = build_authors_from_config(cfg.model.to_dict())
         total = sum(p.numel() for p in ref.parameters())
-        trainable = sum(p.numel() for p in ref.parameters()
-                        if p.requires_grad)
+        trainable = sum(p.numel() for p in ref.parameters() if p.requires_grad)
         label = "authors' composition (built)"
         print(f'{label:<40}{total:>16,}{trainable:>16,}')
 

@@ -167,8 +167,7 @@ def build_siglip_tokenizer(out_dir: str,
     with open(spiece, 'wb') as f:
         f.write(model.getvalue())
     SiglipTokenizer(
-        spiece,
-        model_max_length=model_max_length).save_pretrained(out_dir)
+        spiece, model_max_length=model_max_length).save_pretrained(out_dir)
     loaded = AutoTokenizer.from_pretrained(out_dir)
     if type(loaded).__name__ != 'SiglipTokenizer':
         raise RuntimeError(f'{out_dir} loads as {type(loaded).__name__}, '

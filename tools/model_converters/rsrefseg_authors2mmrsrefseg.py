@@ -67,8 +67,7 @@ def verify(cfg_path: str, state: dict) -> None:
 
 def main():
     args = parse_args()
-    state, info = convert_authors_state_dict(read_authors_state_dict(
-        args.src))
+    state, info = convert_authors_state_dict(read_authors_state_dict(args.src))
     if args.config:
         verify(args.config, state)
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)

@@ -116,9 +116,10 @@ class CLIPBackbone(BaseModule):
       attention-pooling head is unused and frozen). ``logit_scale`` /
       ``logit_bias`` are SigLIP's.
 
-    SigLIP options; each default is the authors' public code (KyanChen/RSRefSeg,
-    ``rsris/models/models.py``, ``RefSegEncoderDecoder.extract_feat``), which
-    produced the published numbers, and each alternative is one switch away:
+    SigLIP options; each default is the authors' public code
+    (KyanChen/RSRefSeg, ``rsris/models/models.py``,
+    ``RefSegEncoderDecoder.extract_feat``), which produced the published
+    numbers, and each alternative is one switch away:
 
     - ``text_feature`` -- local token features ``L``:
       ``'last_hidden_state'`` (authors: the text tower's final-layer-norm

@@ -123,8 +123,7 @@ class RSRefSeg(EncoderDecoder):
             # trainable now, e.g. the LoRA matrices of a frozen module)
             params = [target] if isinstance(target, nn.Parameter) else list(
                 target.parameters())
-            n = sum(p.numel() for p in params
-                    if all_params or p.requires_grad)
+            n = sum(p.numel() for p in params if all_params or p.requires_grad)
             for p in params:
                 p.requires_grad_(False)
             if n:
