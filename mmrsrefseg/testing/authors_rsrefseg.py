@@ -451,7 +451,7 @@ def randomise_weights(ref: 'AuthorsRSRefSeg', seed: int = 0) -> None:
             if name.endswith('.bn.weight'):
                 p.uniform_(0.5, 1.5)
             else:  # HF SAM initialises at std 1e-10 .. 0.02
-                fan_in = p.shape[-1] if p.dim() > 1 else 32
+                fan_in = p[0].numel() if p.dim() > 1 else 32
                 std = 0.2 * min(1., math.sqrt(32 / fan_in))
                 p.add_(torch.randn_like(p) * std)
         for name, b in ref.named_buffers():
