@@ -17,7 +17,11 @@ each as segment-anything's ``original`` ``Attention`` and as
   image embeddings, ``--num-prompts`` sparse prompt embeddings per image) on
   ``--decoder-batch`` images, image by image (``loop``, as
   ``SAMPromptHead.decode`` does) and in one pass
-  (``batched``: :func:`mmrsrefseg.models.utils.batched_mask_decoder_forward`).
+  (``batched``: :func:`mmrsrefseg.models.utils.batched_mask_decoder_forward`);
+* ``encoder`` (only when asked for: minutes per pass on a CPU): the whole
+  ViT-B ``ImageEncoderViT`` (4 global + 8 window blocks) with each attention
+  implementation, and with ``sdpa_folded`` in the global blocks only
+  (``sdpa_folded_global``, ``replace_sam_attention(..., global_only=True)``).
 
 For each it reports the best-of-``--repeats`` time (wall clock, or with
 ``--timer cpu`` the process's CPU time, steadier on a shared machine) of a
@@ -50,10 +54,19 @@ import os
 import subprocess
 import sys
 import time
+from functools import partial
 
-PARTS = ('global', 'window', 'decoder')
+PARTS = ('global', 'window', 'decoder', 'encoder')
 ATTN_IMPLS = ('original', 'sdpa_mask', 'sdpa_folded')
 DECODER_IMPLS = ('loop', 'batched')
+# sdpa_folded_global: replace_sam_attention(..., global_only=True)
+ENCODER_IMPLS = ATTN_IMPLS + ('sdpa_folded_global', )
+IMPLS = {
+    'global': ATTN_IMPLS,
+    'window': ATTN_IMPLS,
+    'decoder': DECODER_IMPLS,
+    'encoder': ENCODER_IMPLS
+}
 
 
 def parse_args(argv=None):
@@ -67,8 +80,9 @@ def parse_args(argv=None):
         '--parts',
         nargs='+',
         choices=PARTS,
-        default=list(PARTS),
-        help='what to benchmark (default: all)')
+        default=list(PARTS[:3]),
+        help='what to benchmark (default: global window decoder; encoder, '
+        'the whole ViT-B image encoder, takes minutes per pass on a CPU)')
     parser.add_argument(
         '--dtypes',
         nargs='+',
@@ -148,7 +162,8 @@ def _build(job, impl):
     import torch
 
     from mmrsrefseg.models.utils import (SAMSDPAAttention,
-                                         batched_mask_decoder_forward)
+                                         batched_mask_decoder_forward,
+                                         replace_sam_attention)
     from mmrsrefseg.utils.sam_import import import_segment_anything
     modeling, _ = import_segment_anything()
     torch.manual_seed(0)
@@ -168,6 +183,29 @@ def _build(job, impl):
         module = attn.to(device)
         n = b if part == 'global' else 25 * b
         inputs = [torch.randn(n, grid, grid, 768, device=device)]
+
+        def fn(x):
+            return module(x)
+    elif part == 'encoder':
+        # segment_anything.build_sam.build_sam_vit_b's image encoder
+        module = modeling.ImageEncoderViT(
+            depth=12,
+            embed_dim=768,
+            img_size=1024,
+            mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=12,
+            patch_size=16,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=(2, 5, 8, 11),
+            window_size=14,
+            out_chans=256).to(device)
+        if impl == 'sdpa_folded_global':
+            replace_sam_attention(module, 'sdpa_folded', global_only=True)
+        elif impl != 'original':
+            replace_sam_attention(module, impl)
+        inputs = [torch.randn(b, 3, 1024, 1024, device=device)]
 
         def fn(x):
             return module(x)
@@ -340,7 +378,7 @@ def main(argv=None):
     if args.worker:
         print(json.dumps(_run_worker(json.loads(args.worker))))
         return
-    header = (f"{'part':<9}{'dtype':<6}{'impl':<13}{'fwd ms':>10}"
+    header = (f"{'part':<9}{'dtype':<6}{'impl':<20}{'fwd ms':>10}"
               f"{'x orig':>8}{'fwd+bwd ms':>12}{'x orig':>8}"
               f"{'fwd MiB':>10}{'saved MiB':>11}{'fwd+bwd MiB':>13}")
     if args.timer == 'cpu' and args.device != 'cpu':
@@ -354,7 +392,7 @@ def main(argv=None):
     print(header)
     print('-' * len(header))
     for part in args.parts:
-        impls = DECODER_IMPLS if part == 'decoder' else ATTN_IMPLS
+        impls = IMPLS[part]
         batch = args.decoder_batch if part == 'decoder' else args.batch_size
         for dtype in args.dtypes:
             job = dict(
@@ -374,7 +412,7 @@ def main(argv=None):
             base = times[impls[0]]
             for impl in impls:
                 t = times[impl]
-                row = (f'{part:<9}{dtype:<6}{impl:<13}'
+                row = (f'{part:<9}{dtype:<6}{impl:<20}'
                        f"{t['fwd'] * 1e3:>10.1f}"
                        f"{base['fwd'] / t['fwd']:>8.2f}"
                        f"{t['fwd_bwd'] * 1e3:>12.1f}"
