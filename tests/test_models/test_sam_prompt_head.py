@@ -130,3 +130,38 @@ def test_activation_checkpointing_is_exact():
         outs.append((out, model.image_encoder.blocks[0].attn.qkv.weight.grad))
     torch.testing.assert_close(outs[0][0], outs[1][0])
     torch.testing.assert_close(outs[0][1], outs[1][1])
+
+
+@torch.no_grad()
+def test_attention_switches_give_the_same_masks():
+    """attn_impl / attn_global_only / batched_decoder: one function."""
+    from mmrsrefseg.models.utils import SAMSDPAAttention
+    cfg = dict(
+        sam_type=None,
+        encoder_cfg=dict(
+            embed_dim=32,
+            depth=3,
+            num_heads=2,
+            global_attn_indexes=(1, ),
+            window_size=4),
+        image_size=128,
+        prompt_channels=32,
+        decoder_cfg=dict(mlp_dim=64, num_heads=2, iou_head_hidden_dim=32))
+    torch.manual_seed(0)
+    reference = SAMPromptHead(
+        **cfg, attn_impl='original', batched_decoder=False).eval()
+    images = torch.rand(2, 3, 128, 128) * 255
+    sparse, prompt = torch.randn(2, 5, 32), torch.randn(2, 1, 32, 32)
+    expected = reference(images, sparse, prompt)
+    for options in (dict(), dict(attn_global_only=True),
+                    dict(attn_impl='sdpa_mask')):
+        head = SAMPromptHead(**cfg, **options).eval()
+        head.load_state_dict(reference.state_dict())
+        folded = [
+            isinstance(b.attn, SAMSDPAAttention)
+            for b in head.image_encoder.blocks
+        ]
+        assert folded == ([False, True, False]
+                          if options.get('attn_global_only') else [True] * 3)
+        torch.testing.assert_close(
+            head(images, sparse, prompt), expected, atol=1e-5, rtol=0)

@@ -90,6 +90,10 @@ class SAMPromptHead(BaseDecodeHead):
             mask, as SAM 2 / transformers' SAM) or ``'original'``
             (segment-anything's ``Attention``, which materialises every
             attention matrix).
+        attn_global_only (bool): Apply ``attn_impl`` to the global-attention
+            blocks only; window blocks keep segment-anything's ``Attention``
+            (on CPU the folded kernel pads window blocks for no gain).
+            Defaults to False.
         batched_decoder (bool): Decode all images of a batch in one pass of
             the mask decoder (each image with its own prompt set) instead of
             one call per image as segment-anything's ``Sam.forward``; same
@@ -112,6 +116,7 @@ class SAMPromptHead(BaseDecodeHead):
                  threshold: float = 0.5,
                  with_cp: bool = False,
                  attn_impl: str = 'sdpa_folded',
+                 attn_global_only: bool = False,
                  batched_decoder: bool = True,
                  loss_decode=dict(
                      type='CrossEntropyLoss',
@@ -169,7 +174,8 @@ class SAMPromptHead(BaseDecodeHead):
         self.image_encoder = modeling.ImageEncoderViT(**enc)
         self.attn_impl = attn_impl
         if attn_impl != 'original':
-            replace_sam_attention(self.image_encoder, attn_impl)
+            replace_sam_attention(
+                self.image_encoder, attn_impl, global_only=attn_global_only)
         self.batched_decoder = batched_decoder
         self.prompt_encoder = modeling.PromptEncoder(
             embed_dim=prompt_channels,
