@@ -18,9 +18,7 @@ import os.path as osp
 
 import torch
 
-from mmrsrefseg.models.backbones.clip_backbone import read_hf_state_dict
-from mmrsrefseg.utils.sam_checkpoint import (hf_sam_to_segment_anything,
-                                             is_hf_sam_dir)
+from mmrsrefseg.utils.sam_checkpoint import read_sam_state_dict
 
 
 def parse_args():
@@ -44,10 +42,10 @@ def convert(src: str, dst: str) -> dict:
     Raises:
         ValueError: If ``src`` is not an HF SAM directory.
     """
-    if not is_hf_sam_dir(src):
-        raise ValueError(f'{src} is not an HF SamModel directory '
-                         '(config.json with "model_type": "sam")')
-    state = hf_sam_to_segment_anything(read_hf_state_dict(src))
+    if not osp.isdir(src):
+        raise ValueError(f'{src} is not a directory (an HF SamModel '
+                         'save_pretrained directory is expected)')
+    state = read_sam_state_dict(src)  # checks config.json's model_type
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     proc = osp.join(src, 'preprocessor_config.json')
     if osp.isfile(proc):
