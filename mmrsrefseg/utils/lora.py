@@ -5,8 +5,55 @@ from typing import Dict, List, Sequence, Union
 
 import torch
 import torch.nn as nn
+from torch import Tensor
 
-__all__ = ['inject_lora', 'load_state_dict_strict', 'count_parameters']
+__all__ = [
+    'inject_lora', 'load_state_dict_strict', 'count_parameters', 'LoRADropout'
+]
+
+
+class LoRADropout(nn.Module):
+    """Dropout on the LoRA branch input that keeps a 1-byte mask.
+
+    The same function as :class:`torch.nn.Dropout` (each element zeroed
+    with probability ``p``, the rest scaled by ``1 / (1 - p)``), computed
+    with :func:`torch.native_dropout`. On CUDA this is the kernel that
+    ``nn.Dropout`` itself calls in training, so nothing changes there. On
+    CPU, ``nn.Dropout`` multiplies by a float noise tensor and autograd keeps
+    that tensor for the backward (4 bytes per element), whereas
+    ``native_dropout`` keeps a boolean mask (1 byte). peft puts one dropout
+    in front of every adapted layer, so on CPU this saves about 0.8 GiB of
+    training memory for RSRefSeg-b at 1024x1024 (issue 9; the random
+    stream differs from ``nn.Dropout``'s on CPU, the distribution does not).
+
+    Args:
+        p (float): Drop probability in ``[0, 1)``.
+
+    Raises:
+        ValueError: If ``p`` is outside ``[0, 1)``.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f'LoRA dropout must be in [0, 1), got {p}')
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Drop and rescale in training, identity otherwise.
+
+        Args:
+            x (Tensor): Any shape.
+
+        Returns:
+            Tensor: Same shape and dtype as ``x``.
+        """
+        if not self.training or self.p == 0:
+            return x
+        return torch.native_dropout(x, self.p, True)[0]
+
+    def extra_repr(self) -> str:
+        return f'p={self.p}'
 
 
 def inject_lora(module: nn.Module,
@@ -30,6 +77,8 @@ def inject_lora(module: nn.Module,
         alpha (float): LoRA scaling numerator (``lora_alpha``). Defaults to
             16.
         dropout (float): Dropout on the LoRA branch input. Defaults to 0.1.
+            peft's ``nn.Dropout`` modules are replaced by
+            :class:`LoRADropout` (same function, 1-byte mask on CPU).
 
     Returns:
         list[str]: Names of the modules that received an adapter.
@@ -63,6 +112,12 @@ def inject_lora(module: nn.Module,
         if isinstance(target_modules, str) else list(target_modules),
         bias='none')
     inject_adapter_in_model(config, module)
+    for layer in module.modules():
+        drops = getattr(layer, 'lora_dropout', None)
+        if isinstance(drops, nn.ModuleDict):
+            for key, drop in drops.items():
+                if isinstance(drop, nn.Dropout):
+                    drops[key] = LoRADropout(drop.p)
     for name, p in module.named_parameters():
         p.requires_grad_('lora_' in name)
     return matched
