@@ -19,6 +19,7 @@ from mmseg.structures import SegDataSample
 from mmrsrefseg.testing import (build_authors_from_config, randomise_weights,
                                 tiny_siglip_rsrefseg_cfg)
 from mmrsrefseg.utils.authors_checkpoint import convert_authors_state_dict
+from mmrsrefseg.utils.lora import LoRADropout
 
 TEXTS = [
     'the white storage tank on the left',
@@ -104,7 +105,7 @@ def test_training_mode_batch_norm_matches(pair):
     ref2 = copy.deepcopy(ref).train()
     ours2 = copy.deepcopy(ours).train()
     for m in list(ref2.modules()) + list(ours2.modules()):
-        if isinstance(m, torch.nn.Dropout):
+        if isinstance(m, (torch.nn.Dropout, LoRADropout)):
             m.p = 0.
     torch.manual_seed(2)
     images = torch.rand(2, 3, 128, 128) * 255

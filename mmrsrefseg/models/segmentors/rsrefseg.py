@@ -67,7 +67,10 @@ class RSRefSeg(EncoderDecoder):
         neck (dict): ``TextFilterNeck`` config.
         decode_head (dict): ``SAMPromptHead`` config.
         lora_cfg (dict, optional): LoRA fine-tuning. Keys: ``rank`` (16),
-            ``alpha`` (16), ``dropout`` (0.1), ``targets`` (the name of a
+            ``alpha`` (16), ``dropout`` (0.1), ``merge_in_eval`` (True:
+            merged LoRA weights in eval mode, see
+            :class:`~mmrsrefseg.utils.lora.MergedEvalLoRALinear`; False: the
+            authors' unmerged branch), ``targets`` (the name of a
             set in :data:`LORA_TARGET_SETS`, ``'authors'`` by default, or a
             dict mapping a submodule path to a peft target spec) and
             ``frozen`` (list of submodule
@@ -176,6 +179,7 @@ class RSRefSeg(EncoderDecoder):
         rank = cfg.pop('rank', 16)
         alpha = cfg.pop('alpha', 16)
         dropout = cfg.pop('dropout', 0.1)
+        merge_in_eval = cfg.pop('merge_in_eval', True)
         if cfg:
             raise KeyError(f'Unknown lora_cfg keys: {sorted(cfg)}')
         if isinstance(targets, str):
@@ -192,7 +196,8 @@ class RSRefSeg(EncoderDecoder):
                 spec,
                 rank=rank,
                 alpha=alpha,
-                dropout=dropout)
+                dropout=dropout,
+                merge_in_eval=merge_in_eval)
             print_log(
                 f'LoRA (rank {rank}, alpha {alpha}, dropout {dropout}) on '
                 f'{len(matched)} modules of {path}',
