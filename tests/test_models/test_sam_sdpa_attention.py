@@ -244,3 +244,19 @@ def test_errors():
     attn = SAMSDPAAttention(8, 2)
     with pytest.raises(ValueError, match="'original'"):
         attn.impl = 'original'
+
+
+@pytest.mark.parametrize('impl', IMPLS)
+def test_traces_as_one_graph_for_torch_compile(impl):
+    """No graph break in the forward (``compile=True`` in a config).
+
+    The import of segment-anything's ``get_rel_pos`` happens when the module
+    is built; inside the forward it would stop dynamo (``sys.modules``).
+    ``backend='eager'`` traces with dynamo without compiling code.
+    """
+    torch._dynamo.reset()
+    ref = sam_attention(32, 2, True, (8, 8))
+    ours = SAMSDPAAttention.from_attention(ref, impl)
+    x = torch.randn(2, 8, 8, 32)
+    compiled = torch.compile(ours, backend='eager', fullgraph=True)
+    torch.testing.assert_close(compiled(x), ref(x), atol=1e-5, rtol=1e-5)

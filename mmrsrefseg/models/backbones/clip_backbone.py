@@ -335,6 +335,9 @@ class CLIPBackbone(BaseModule):
             self._tokenizer = tok
         return self._tokenizer
 
+    # Python string work: keep it out of torch.compile graphs (dynamo fails
+    # inside the HF tokenizer with torch 2.13: 'dictionary changed size').
+    @torch.compiler.disable
     def tokenize(self, texts: Sequence[str], device=None) -> Dict[str, Tensor]:
         """Tokenise referring expressions the way the text tower expects.
 

@@ -48,11 +48,26 @@ __all__ = ['SAMSDPAAttention', 'replace_sam_attention', 'SAM_ATTENTION_IMPLS']
 
 SAM_ATTENTION_IMPLS = ('sdpa_folded', 'sdpa_mask', 'original')
 
+_SAM_GET_REL_POS = None
+
+
+def _sam_get_rel_pos():
+    """segment-anything's ``get_rel_pos``, imported once.
+
+    Resolved when the first :class:`SAMSDPAAttention` is built, so that the
+    forward does not run the import machinery (``sys.modules`` lookups that
+    torch.compile cannot trace).
+    """
+    global _SAM_GET_REL_POS
+    if _SAM_GET_REL_POS is None:
+        modeling, _ = import_segment_anything()
+        _SAM_GET_REL_POS = modeling.image_encoder.get_rel_pos
+    return _SAM_GET_REL_POS
+
 
 def _get_rel_pos(q_size: int, k_size: int, rel_pos: Tensor) -> Tensor:
     """segment-anything's ``get_rel_pos`` (imported, not copied)."""
-    modeling, _ = import_segment_anything()
-    return modeling.image_encoder.get_rel_pos(q_size, k_size, rel_pos)
+    return _sam_get_rel_pos()(q_size, k_size, rel_pos)
 
 
 class SAMSDPAAttention(nn.Module):
@@ -101,6 +116,7 @@ class SAMSDPAAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.use_rel_pos = use_rel_pos
         if use_rel_pos:
+            _sam_get_rel_pos()  # resolve the import outside the forward
             if input_size is None:
                 raise ValueError('input_size (H, W) is required when '
                                  'use_rel_pos=True')
@@ -148,6 +164,7 @@ class SAMSDPAAttention(nn.Module):
         new.proj = attn.proj
         new.use_rel_pos = attn.use_rel_pos
         if attn.use_rel_pos:
+            _sam_get_rel_pos()  # resolve the import outside the forward
             new.rel_pos_h = attn.rel_pos_h
             new.rel_pos_w = attn.rel_pos_w
         new.train(attn.training)
