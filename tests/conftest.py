@@ -2,8 +2,10 @@
 """Shared pytest fixtures: tiny real-format checkpoints and the real sample."""
 import os.path as osp
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from utils import tiny_refseg
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_SAMPLE = REPO_ROOT.parent / 'shared' / 'data' / 'rrsisd_sample'
@@ -44,3 +46,25 @@ def siglip_tokenizer_dir(tmp_path_factory, tiny_tools):
     out = tmp_path_factory.mktemp('siglip_tokenizer')
     tiny_tools.build_siglip_tokenizer(str(out), vocab_size=500)
     return str(out)
+
+
+@pytest.fixture(scope='session')
+def vis_setup(tmp_path_factory, clip_tokenizer_dir):
+    """Synthetic test split (96 px), tiny config file and checkpoint.
+
+    Returns:
+        SimpleNamespace: ``cfg`` (Config), ``config_file`` (str, the dumped
+        config), ``ckpt`` (str), ``data_root`` (str).
+    """
+    root = tmp_path_factory.mktemp('vis')
+    data_root = str(tiny_refseg.make_synthetic(root / 'synthetic', num_test=1))
+    cfg = tiny_refseg.tiny_config(clip_tokenizer_dir, data_root)
+    # a unique visualiser name: mmengine returns an existing instance of
+    # the same name and would ignore the new save_dir
+    cfg.visualizer.name = f'visualizer_{root.name}'
+    ckpt = str(root / 'tiny.pth')
+    tiny_refseg.save_tiny_checkpoint(cfg, ckpt)
+    config_file = str(root / 'tiny_config.py')
+    cfg.dump(config_file)
+    return SimpleNamespace(
+        cfg=cfg, config_file=config_file, ckpt=ckpt, data_root=data_root)

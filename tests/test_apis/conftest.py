@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 from mmengine.registry import init_default_scope
-from tiny_refseg import make_synthetic, save_tiny_checkpoint, tiny_config
+from utils.tiny_refseg import make_synthetic, save_tiny_checkpoint, tiny_config
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import importlib.util
 import cv2
 import numpy as np
 import pytest
-from tiny_refseg import REAL_IMAGE, REAL_TEXT, REPO_ROOT, TINY_CONFIG
+from utils.tiny_refseg import REAL_IMAGE, REAL_TEXT, REPO_ROOT, TINY_CONFIG
 
 
 @pytest.fixture(scope='module')

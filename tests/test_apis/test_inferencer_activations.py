@@ -8,7 +8,7 @@ import mmcv
 import numpy as np
 import pytest
 from mmseg.registry import DATASETS
-from tiny_refseg import REPO_ROOT, TINY_CONFIG
+from utils.tiny_refseg import REPO_ROOT, TINY_CONFIG
 
 ACT_KEYS = ('global_activations', 'mean_local_activations')
 

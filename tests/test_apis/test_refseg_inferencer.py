@@ -11,7 +11,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner.checkpoint import load_checkpoint
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
-from tiny_refseg import REAL_IMAGE, REAL_TEXT
+from utils.tiny_refseg import REAL_IMAGE, REAL_TEXT
 
 from mmrsrefseg.apis import RefSegInferencer
 

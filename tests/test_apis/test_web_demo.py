@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from mmseg.registry import DATASETS
 from PIL import Image
-from tiny_refseg import REPO_ROOT
+from utils.tiny_refseg import REPO_ROOT
 
 #: Seconds the server may take to start (model build + gradio import).
 START_TIMEOUT = 300

@@ -2,7 +2,7 @@
 """Fixtures of the dataset tests."""
 import pytest
 from mmengine.registry import init_default_scope
-from refseg_test_utils import DEFAULT_SPECS, make_rrsisd
+from utils.refseg_data import DEFAULT_SPECS, make_rrsisd
 
 
 @pytest.fixture(autouse=True)

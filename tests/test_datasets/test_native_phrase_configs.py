@@ -8,9 +8,9 @@ import pytest
 from mmengine.config import Config
 from mmengine.dataset import ConcatDataset
 from mmseg.registry import DATASETS
-from native_layout_utils import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
+from utils.native_layouts import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
                                  make_refsegrs, make_risbench)
-from refseg_test_utils import DEFAULT_SPECS, make_rrsisd
+from utils.refseg_data import DEFAULT_SPECS, make_rrsisd
 
 REPO = Path(__file__).parents[2]
 LAYOUTS = dict(

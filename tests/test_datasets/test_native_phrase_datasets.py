@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from mmseg.registry import DATASETS
-from native_layout_utils import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
+from utils.native_layouts import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
                                  make_refsegrs, make_risbench, rect_mask,
                                  write_mask)
 

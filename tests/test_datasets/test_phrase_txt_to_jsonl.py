@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mmseg.registry import DATASETS
-from native_layout_utils import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
+from utils.native_layouts import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
                                  make_refsegrs, make_risbench)
 from pycocotools import mask as mask_utils
 

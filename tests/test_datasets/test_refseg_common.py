@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
-from refseg_test_utils import encode_rle, rect_mask
+from utils.refseg_data import encode_rle, rect_mask
 
 from mmrsrefseg.datasets._refseg_common import (RRSISD_CLASSES,
                                                 check_segmentation,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from refseg_test_utils import (IMG_DIR, build, data_root_cfg, edit_rrsisd,
+from utils.refseg_data import (IMG_DIR, build, data_root_cfg, edit_rrsisd,
                                encode_rle, rect_mask, require_real_sample)
 
 from mmrsrefseg.datasets import RefSegJsonlDataset

@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 from mmseg.registry import DATASETS, TRANSFORMS
 from mmseg.structures import SegDataSample
-from refseg_test_utils import encode_rle, rect_mask
+from utils.refseg_data import encode_rle, rect_mask
 
 from mmrsrefseg.datasets import LoadRefSegAnnotations, PackRefSegInputs
 

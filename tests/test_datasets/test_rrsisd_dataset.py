@@ -9,7 +9,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from refseg_test_utils import (DEFAULT_SPECS, IMG_DIR, INSTANCES, REFS, build,
+from utils.refseg_data import (DEFAULT_SPECS, IMG_DIR, INSTANCES, REFS, build,
                                data_root_cfg, edit_rrsisd, encode_rle,
                                make_rrsisd, rect_mask, require_real_sample)
 

@@ -5,9 +5,8 @@ tools/dist_train.sh and tools/dist_test.sh (2 processes, gloo on CPU).
 The model is the tiny embedded default (configs/rsrefseg_tiny_synthetic.py,
 random tiny checkpoints from tools/misc/make_tiny_checkpoints.py); the
 fixtures are real TIFF files in the native layouts
-(tests/test_datasets/native_layout_utils.py).
+(tests/utils/native_layouts.py).
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -15,17 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from utils import native_layouts
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / 'configs' / 'rsrefseg_tiny_synthetic.py'
 PY = sys.executable
-
-
-def _layout_utils():
-    path = REPO / 'tests' / 'test_datasets' / 'native_layout_utils.py'
-    spec = importlib.util.spec_from_file_location('native_layout_utils', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(cmd, env=None, timeout=300):
@@ -98,11 +91,10 @@ def test_dist_train_and_test(tiny_tools, tmp_path):
     clip_dir, sam_file = tmp_path / 'clip', tmp_path / 'sam.pth'
     tiny_tools.save_clip(cfg.model.backbone.to_dict(), str(clip_dir), 0)
     tiny_tools.save_sam(cfg.model.decode_head.to_dict(), str(sam_file), 1)
-    utils = _layout_utils()
     roots = dict(
         refsegrs=tmp_path / 'RefSegRS', risbench=tmp_path / 'RISBench')
-    utils.make_refsegrs(roots['refsegrs'], _samples('id'))
-    utils.make_risbench(roots['risbench'], _samples('file'))
+    native_layouts.make_refsegrs(roots['refsegrs'], _samples('id'))
+    native_layouts.make_risbench(roots['risbench'], _samples('file'))
     config = tmp_path / 'tiny_native_layouts.py'
     config.write_text(
         CONFIG.format(

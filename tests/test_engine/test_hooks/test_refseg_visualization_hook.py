@@ -15,7 +15,7 @@ from mmseg.visualization import SegLocalVisualizer
 
 from mmrsrefseg.engine import RefSegVisualizationHook
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def load_tool(relpath: str, name: str):
