@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.dataset import ConcatDataset
 from mmseg.registry import DATASETS
 from utils.native_layouts import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
-                                 make_refsegrs, make_risbench)
+                                  make_refsegrs, make_risbench)
 from utils.refseg_data import DEFAULT_SPECS, make_rrsisd
 
 REPO = Path(__file__).parents[2]

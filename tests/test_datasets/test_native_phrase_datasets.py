@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from mmseg.registry import DATASETS
 from utils.native_layouts import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
-                                 make_refsegrs, make_risbench, rect_mask,
-                                 write_mask)
+                                  make_refsegrs, make_risbench, rect_mask,
+                                  write_mask)
 
 from mmrsrefseg.datasets import (LoadRefSegAnnotations, RefSegRSDataset,
                                  RISBenchDataset)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mmseg.registry import DATASETS
-from utils.native_layouts import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
-                                 make_refsegrs, make_risbench)
 from pycocotools import mask as mask_utils
+from utils.native_layouts import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
+                                  make_refsegrs, make_risbench)
 
 REPO = Path(__file__).parents[2]
 CONVERTER = REPO / 'tools/dataset_converters/phrase_txt_to_jsonl.py'
