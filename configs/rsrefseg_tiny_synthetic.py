@@ -5,12 +5,10 @@
 # validation finish in about 10 minutes with 2 processes on a 2-core CPU:
 #   bash tools/quickstart.sh
 _base_ = [
-    'mmseg::_base_/default_runtime.py',
+    './_base_/default_runtime.py',
     './_base_/models/rsrefseg_tiny.py',
     './_base_/datasets/rrsisd.py',
 ]
-custom_imports = dict(imports=['mmrsrefseg'], allow_failed_imports=False)
-
 data_root = 'data/synthetic_rrsisd'
 img_scale = (256, 256)
 train_pipeline = [

@@ -10,6 +10,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from mmrsrefseg.engine.hooks import add_checkpoint_hook
+from mmrsrefseg.utils.checkpoint import read_checkpoint
 from mmrsrefseg.utils.dist import setup_distributed
 
 
@@ -31,6 +33,13 @@ def parse_args():
         'one record per sample (ref_id, sent_id, image_id, expression, '
         'category, ground-truth area and size, I, U, IoU); compare several '
         'with tools/analysis_tools/compare_results.py')
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load a checkpoint that does not fit the model (missing, '
+        'unexpected or mis-shaped keys; the mismatch is logged and the '
+        'missing weights keep their initial values) instead of stopping. '
+        'For debugging only: the --out JSON records "strict_load": false')
     parser.add_argument(
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
@@ -65,7 +74,28 @@ def parse_args():
                      'pictures; give one of them')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
+    if args.out is not None:
+        check_output_file(parser, args.out)
     return args
+
+
+def check_output_file(parser, path: str) -> None:
+    """Fail before any work when ``--out`` cannot be written.
+
+    The leaderboard JSON is written after the whole evaluation; a path that
+    is a directory, under a file, or in an unwritable directory would lose
+    the per-sample results.
+    """
+    if osp.isdir(path):
+        parser.error(f'--out {path} is a directory; give a file path')
+    parent = osp.dirname(osp.abspath(path))
+    probe = parent
+    while not osp.exists(probe):
+        probe = osp.dirname(probe)
+    if not osp.isdir(probe):
+        parser.error(f'--out {path}: {probe} is a file, not a directory')
+    if not os.access(probe, os.W_OK):
+        parser.error(f'--out {path}: {probe} is not writable')
 
 
 def trigger_visualization_hook(cfg, args):
@@ -101,7 +131,12 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
 
+    # Fail on an unreadable file before building anything; the keys are
+    # checked against the model by RefSegCheckpointHook when the runner
+    # loads it, before any sample is scored.
+    read_checkpoint(args.checkpoint, mmap=True)
     cfg.load_from = args.checkpoint
+    add_checkpoint_hook(cfg, strict=not args.non_strict)
 
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
@@ -118,7 +153,8 @@ def main():
                     checkpoint=args.checkpoint,
                     dataset=dataset.get('type'),
                     data_root=dataset.get('data_root'),
-                    split=dataset.get('split'))
+                    split=dataset.get('split'),
+                    strict_load=not args.non_strict)
 
     runner = Runner.from_cfg(cfg)
     runner.test()

@@ -12,6 +12,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from mmrsrefseg.engine.hooks import add_checkpoint_hook
 from mmrsrefseg.utils.dist import setup_distributed
 
 
@@ -86,6 +87,9 @@ def main():
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
     cfg.resume = args.resume
+    # load_from / --resume: checkpoints are completed (trained-only) and
+    # loaded strictly, also with a config that does not name the hook.
+    add_checkpoint_hook(cfg)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else None
     if runner is None:

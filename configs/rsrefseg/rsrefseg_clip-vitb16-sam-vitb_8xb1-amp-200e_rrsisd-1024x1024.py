@@ -35,4 +35,13 @@ model = dict(
         in_channels=512,
         num_downsample=1,  # 14 -> 7: 49 sparse prompt embeddings
         logit_mode='backbone_scale',
-        logit_bias_init=-10.))
+        logit_bias_init=-10.),
+    # The LoRA targets of the SigLIP config match CLIP's attention
+    # projections too (CLIP has no pooling head and no text head); CLIP's
+    # vision tower has no attention-pooling head to leave out.
+    finetune_cfg=dict(unused=[
+        'decode_head.prompt_encoder.point_embeddings',
+        'decode_head.prompt_encoder.not_a_point_embed',
+        'decode_head.prompt_encoder.no_mask_embed',
+        'decode_head.mask_decoder.iou_prediction_head',
+    ]))

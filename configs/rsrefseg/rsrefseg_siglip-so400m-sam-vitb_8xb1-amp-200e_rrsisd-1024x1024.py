@@ -12,12 +12,11 @@
 #   model.decode_head.checkpoint: the official sam_vit_b_01ec64.pth or an HF
 #       SamModel directory (e.g. the authors' KyanChen/sam-vit-base)
 _base_ = [
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime.py',
     '../_base_/models/rsrefseg_siglip-so400m_sam-vitb.py',
     '../_base_/datasets/rrsisd.py',
     '../_base_/schedules/schedule_200e_adamw-warmcos.py',
 ]
-custom_imports = dict(imports=['mmrsrefseg'], allow_failed_imports=False)
 model = dict(
     backbone=dict(pretrained='checkpoints/siglip-so400m-patch14-384'),
     decode_head=dict(checkpoint='checkpoints/sam_vit_b_01ec64.pth'))

@@ -6,6 +6,8 @@
 # project's CI (CPU only), see the README.
 _base_ = ['./rsrefseg_siglip-so400m-sam-vitb_8xb1-amp-200e_rrsisd-1024x1024.py']
 runner_type = 'FlexibleRunner'
+# DeepSpeed writes its own checkpoint directories (whole model states).
+custom_hooks = [dict(type='RefSegCheckpointHook', trained_only=False)]
 strategy = dict(
     type='DeepSpeedStrategy',
     fp16=dict(

@@ -19,11 +19,12 @@ from mmengine.dataset import pseudo_collate
 from mmengine.infer.infer import BaseInferencer, ModelType
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import _load_checkpoint_to_model
 from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from rich.progress import track
 
+from mmrsrefseg.models.utils import model_state_from_checkpoint
+from mmrsrefseg.utils.checkpoint import read_checkpoint
 from mmrsrefseg.visualization import ActivationRecorder, RefSegLocalVisualizer
 
 ImageType = Union[str, Path, np.ndarray]
@@ -118,8 +119,9 @@ class RefSegInferencer(BaseInferencer):
                 'RefSegInferencer needs weights (an mmengine checkpoint of '
                 'the whole model); without them every layer would be random')
         weights = str(weights)
-        if '://' not in weights and not osp.isfile(weights):
-            raise FileNotFoundError(f'Checkpoint not found: {weights!r}')
+        if '://' not in weights:
+            read_checkpoint(weights, mmap=True)  # errors name the file
+        self.weights = weights
         init_default_scope(scope)
         super().__init__(
             model=model,
@@ -136,10 +138,15 @@ class RefSegInferencer(BaseInferencer):
             cfg: Optional[Union[Config, ConfigDict]]) -> None:
         """Load the checkpoint strictly (all keys, all shapes).
 
+        A trained-only checkpoint is completed with the pretrained weights
+        the config names (see
+        :func:`~mmrsrefseg.models.utils.model_state_from_checkpoint`).
+
         Raises:
-            RuntimeError: On missing / unexpected keys or shape mismatches.
+            StateDictError: On missing, unexpected or mis-shaped keys.
         """
-        _load_checkpoint_to_model(model, checkpoint, strict=True)
+        state = model_state_from_checkpoint(model, checkpoint, self.weights)
+        model.load_state_dict(state, strict=True)
         meta = checkpoint.get('meta', {}) or {}
         if 'dataset_meta' in meta:
             model.dataset_meta = meta['dataset_meta']

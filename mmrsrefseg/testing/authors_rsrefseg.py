@@ -23,6 +23,7 @@ is written out (torchvision is not installable here).
 """
 import copy
 import math
+import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -331,8 +332,9 @@ def build_authors_from_config(model_cfg: dict,
         tokenizer: SigLIP tokenizer; None loads the config's
             ``backbone.tokenizer`` / ``backbone.pretrained`` on first use
             (only needed for :meth:`AuthorsRSRefSeg.forward`).
-        lora (bool): Apply the authors' LoRA (with ``model.lora_cfg``'s
-            rank, alpha, dropout). Defaults to True.
+        lora (bool): Apply the authors' LoRA (with
+            ``model.finetune_cfg.lora``'s rank, alpha, dropout). Defaults to
+            True.
 
     Returns:
         AuthorsRSRefSeg
@@ -354,7 +356,7 @@ def build_authors_from_config(model_cfg: dict,
 
     lora_cfg = {}
     if lora:
-        lcfg = model_cfg.get('lora_cfg') or {}
+        lcfg = (model_cfg.get('finetune_cfg') or {}).get('lora') or {}
         lora_cfg = copy.deepcopy(AUTHORS_LORA_CFG)
         for part in lora_cfg.values():
             part.update(
@@ -380,8 +382,17 @@ def tiny_siglip_rsrefseg_cfg(tokenizer_dir: str, vocab_size: int) -> dict:
 
     Returns:
         dict: ``model`` config: 128x128 SAM input, 7x7 SigLIP grid, prompter
-        with BN and two stride-2 blocks, authors' LoRA targets at rank 4.
+        with BN and two stride-2 blocks, the paper configs' fine-tuning
+        policy (the authors' LoRA targets) at rank 4.
     """
+    from mmengine.config import Config
+    paper = Config.fromfile(
+        osp.join(
+            osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+            'configs', '_base_', 'models',
+            'rsrefseg_siglip-so400m_sam-vitb.py')).model.finetune_cfg
+    finetune_cfg = paper.to_dict()
+    finetune_cfg['lora'].update(rank=4, alpha=8, dropout=0.1)
     return dict(
         type='RSRefSeg',
         data_preprocessor=dict(
@@ -432,18 +443,28 @@ def tiny_siglip_rsrefseg_cfg(tokenizer_dir: str, vocab_size: int) -> dict:
                 mlp_dim=64,
                 num_heads=2,
                 iou_head_hidden_dim=32)),
-        lora_cfg=dict(rank=4, alpha=8, dropout=0.1, targets='authors'))
+        finetune_cfg=finetune_cfg)
 
 
-def randomise_weights(ref: 'AuthorsRSRefSeg', seed: int = 0) -> None:
+def randomise_weights(ref: 'AuthorsRSRefSeg',
+                      seed: int = 0,
+                      logit_scale: float = 10.,
+                      logit_bias: float = -2.) -> None:
     """Make every part of the reference act: every weight perturbed.
 
     peft initialises ``lora_B`` to zero, BN to the identity and HF SAM some
     weights at std 1e-10, which would hide a misplaced adapter, norm or
     layer from a parity test (the mask logits would be ~1e-5). The noise
-    shrinks with the fan-in so that deep towers stay finite. SigLIP's scale
-    and bias are set to 10 and -2 so that the activations are not
-    saturated.
+    shrinks with the fan-in so that deep towers stay finite.
+
+    Args:
+        ref (AuthorsRSRefSeg): Modified in place.
+        seed (int): Random seed. Defaults to 0.
+        logit_scale (float): SigLIP's similarity scale ``exp(t)``. Defaults
+            to 10 (with ``logit_bias`` -2 the activations are not
+            saturated); released SigLIP models have scales of about 100 and
+            biases of about -10 and below.
+        logit_bias (float): SigLIP's similarity bias. Defaults to -2.
     """
     torch.manual_seed(seed)
     with torch.no_grad():
@@ -459,5 +480,5 @@ def randomise_weights(ref: 'AuthorsRSRefSeg', seed: int = 0) -> None:
                 b.normal_(0, 0.1)
             elif name.endswith('running_var'):
                 b.uniform_(0.5, 1.5)
-        ref.clip_text_encoder.logit_scale.fill_(math.log(10.))
-        ref.clip_text_encoder.logit_bias.fill_(-2.)
+        ref.clip_text_encoder.logit_scale.fill_(math.log(logit_scale))
+        ref.clip_text_encoder.logit_bias.fill_(logit_bias)

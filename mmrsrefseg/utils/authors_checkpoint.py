@@ -19,10 +19,11 @@ by peft's ``get_peft_model``, so its state dict names are:
   ``decode_head.prompt_encoder.*``;
 - ``sam_mask_decoder.model.*`` (HF ``SamMaskDecoder``) ->
   ``decode_head.mask_decoder.*``;
-- ``prompter_down_channel.{conv,bn}.*`` -> ``neck.input_proj.{0,1}.*``;
+- ``prompter_down_channel.{conv,bn}.*`` -> ``neck.input_proj.{conv,bn}.*``;
 - ``prompter_down_spatial.{i}.{conv,bn}.*`` (i < k) ->
-  ``neck.downsample.{i}.{0,1}.*``;
-- ``prompter_down_spatial.{k}.conv.*`` -> ``neck.output_proj.*``.
+  ``neck.downsample.{i}.{conv,bn}.*``;
+- ``prompter_down_spatial.{k}.conv.*`` -> ``neck.output_proj.conv.*``
+  (both are mmcv ``ConvModule``s).
 
 HF SAM names become segment-anything names through
 :mod:`mmrsrefseg.utils.sam_checkpoint`; peft's ``base_layer`` /
@@ -59,7 +60,6 @@ _PLAIN_PARTS = (
     ('clip_text_encoder.' + _PEFT + 'logit_', 'backbone.model.logit_'),
 )
 _DROPPED = ('backbone.' + _PEFT + 'shared_image_embedding.', )
-_NORM = {'conv': '0', 'bn': '1'}
 
 
 def read_authors_state_dict(path: str) -> Dict[str, Tensor]:
@@ -98,17 +98,16 @@ def read_authors_state_dict(path: str) -> Dict[str, Tensor]:
 
 
 def _prompter_key(key: str, num_downsample: int) -> str:
-    m = re.match(r'^prompter_down_channel\.(conv|bn)\.(.+)$', key)
-    if m:
-        return f'neck.input_proj.{_NORM[m.group(1)]}.{m.group(2)}'
-    m = re.match(r'^prompter_down_spatial\.(\d+)\.(conv|bn)\.(.+)$', key)
+    if key.startswith('prompter_down_channel.'):
+        return 'neck.input_proj.' + key[len('prompter_down_channel.'):]
+    m = re.match(r'^prompter_down_spatial\.(\d+)\.((conv|bn)\..+)$', key)
     if m is None:
         return None
     i = int(m.group(1))
     if i < num_downsample:
-        return f'neck.downsample.{i}.{_NORM[m.group(2)]}.{m.group(3)}'
-    if i == num_downsample and m.group(2) == 'conv':
-        return f'neck.output_proj.{m.group(3)}'
+        return f'neck.downsample.{i}.{m.group(2)}'
+    if i == num_downsample and m.group(3) == 'conv':
+        return f'neck.output_proj.{m.group(2)}'
     return None
 
 

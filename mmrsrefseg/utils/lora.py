@@ -1,7 +1,7 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""LoRA injection (via peft) and LoRA-aware strict weight loading."""
+"""LoRA injection (via peft), its dropout and its merged eval mode."""
 import re
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -10,8 +10,7 @@ from peft.tuners.lora import Linear as PeftLoRALinear
 from torch import Tensor
 
 __all__ = [
-    'inject_lora', 'load_state_dict_strict', 'count_parameters', 'LoRADropout',
-    'MergedEvalLoRALinear'
+    'inject_lora', 'count_parameters', 'LoRADropout', 'MergedEvalLoRALinear'
 ]
 
 
@@ -26,8 +25,8 @@ class LoRADropout(nn.Module):
     that tensor for the backward (4 bytes per element), whereas
     ``native_dropout`` keeps a boolean mask (1 byte). peft puts one dropout
     in front of every adapted layer, so on CPU this saves about 0.8 GiB of
-    training memory for RSRefSeg-b at 1024x1024 (issue 9; the random
-    stream differs from ``nn.Dropout``'s on CPU, the distribution does not).
+    training memory for RSRefSeg-b at 1024x1024 (the random stream differs
+    from ``nn.Dropout``'s on CPU, the distribution does not).
 
     Args:
         p (float): Drop probability in ``[0, 1)``.
@@ -74,8 +73,8 @@ class MergedEvalLoRALinear(PeftLoRALinear):
     (SAM's image encoder and SigLIP's vision tower at 1024x1024; not the
     few tokens of the text tower). The results agree with the unmerged
     branch up to float rounding (about 1e-7 relative); with RSRefSeg-b at
-    1024x1024 on a CPU it saves about 1.2 s of a 12.6 s inference (issue
-    9). ``lora_cfg.merge_in_eval=False`` keeps peft's (the authors')
+    1024x1024 on a CPU it saves about 1.2 s of a 12.6 s inference.
+    ``finetune_cfg.lora.merge_in_eval=False`` keeps peft's (the authors')
     unmerged computation.
 
     Instances are made by :func:`inject_lora` from the layers peft creates;
@@ -120,12 +119,11 @@ def inject_lora(module: nn.Module,
                 alpha: float = 16,
                 dropout: float = 0.1,
                 merge_in_eval: bool = True) -> List[str]:
-    """Freeze ``module`` and inject LoRA adapters with peft.
+    """Inject LoRA adapters into ``module`` with peft.
 
     The adapters follow RSRefSeg (arXiv:2501.06809, Sec. III-D; reference
-    code: rank 16, alpha 16, dropout 0.1). All original parameters of
-    ``module`` get ``requires_grad=False``; only the ``lora_A`` / ``lora_B``
-    matrices train.
+    code: rank 16, alpha 16, dropout 0.1). Which parameters train is decided
+    by :func:`mmrsrefseg.models.utils.apply_finetune_cfg`, not here.
 
     Args:
         module (nn.Module): The encoder to adapt (modified in place).
@@ -151,8 +149,6 @@ def inject_lora(module: nn.Module,
     """
     from peft import LoraConfig, inject_adapter_in_model
 
-    for p in module.parameters():
-        p.requires_grad_(False)
     if isinstance(target_modules, str):
         matched = [
             n for n, _ in module.named_modules()
@@ -184,55 +180,7 @@ def inject_lora(module: nn.Module,
         if merge_in_eval and type(layer) is PeftLoRALinear:
             # peft builds the layer; only its eval-time forward changes
             layer.__class__ = MergedEvalLoRALinear
-    for name, p in module.named_parameters():
-        p.requires_grad_('lora_' in name)
     return matched
-
-
-def load_state_dict_strict(module: nn.Module, state_dict: Dict[str,
-                                                               torch.Tensor],
-                           source: str) -> None:
-    """Load an official checkpoint strictly, also into a LoRA-wrapped model.
-
-    peft renames a wrapped layer's weights from ``<name>.weight`` to
-    ``<name>.base_layer.weight``; official checkpoints keep the original names.
-    Keys are mapped accordingly. Every parameter/buffer of ``module`` except
-    the LoRA matrices must be provided, every provided key must be used, and
-    shapes must agree.
-
-    Args:
-        module (nn.Module): Destination module.
-        state_dict (dict[str, Tensor]): Official weights.
-        source (str): Where the weights come from (file or directory), used in
-            error messages.
-
-    Raises:
-        KeyError: On missing or unexpected keys (each one named).
-        ValueError: On a shape mismatch (key and both shapes named).
-    """
-    own = module.state_dict()
-    mapped, unexpected, mismatched = {}, [], []
-    for key, value in state_dict.items():
-        target = key
-        if target not in own:
-            target = re.sub(r'\.(weight|bias)$', r'.base_layer.\1', key)
-        if target not in own:
-            unexpected.append(key)
-            continue
-        if tuple(own[target].shape) != tuple(value.shape):
-            mismatched.append(f'{key}: checkpoint {tuple(value.shape)} vs '
-                              f'model {tuple(own[target].shape)}')
-            continue
-        mapped[target] = value
-    missing = [k for k in own if k not in mapped and 'lora_' not in k]
-    if mismatched:
-        raise ValueError(f'Shape mismatch loading {source} into '
-                         f'{type(module).__name__}: ' + '; '.join(mismatched))
-    if missing or unexpected:
-        raise KeyError(f'Cannot load {source} into {type(module).__name__} '
-                       f'strictly: missing keys {missing}, unexpected keys '
-                       f'{unexpected}')
-    module.load_state_dict(mapped, strict=False)
 
 
 def count_parameters(module: nn.Module):

@@ -4,12 +4,12 @@
 segment-anything's official ``sam_vit_*.pth`` files and HF transformers'
 ``SamModel.save_pretrained`` directories (what the RSRefSeg authors load,
 e.g. ``KyanChen/sam-vit-base``) hold the same tensors under different names.
-:func:`hf_sam_to_segment_anything` and :func:`segment_anything_to_hf_sam`
-rename one into the other; the name pairs follow transformers'
-``models/sam/convert_sam_to_hf.py`` (``KEYS_TO_MODIFY_MAPPING``) and are
-checked both ways by the tests on random weights of both libraries.
+:func:`hf_sam_to_segment_anything` renames HF keys to segment-anything keys;
+the name pairs follow transformers' ``models/sam/convert_sam_to_hf.py``
+(``KEYS_TO_MODIFY_MAPPING``). The MLP depths, which the two libraries spell
+differently, come from the architecture (``config.json``), never from
+counting keys.
 """
-import json
 import os.path as osp
 import re
 from typing import Dict, List, Tuple
@@ -17,14 +17,20 @@ from typing import Dict, List, Tuple
 import torch
 from torch import Tensor
 
+from .checkpoint import read_checkpoint, read_hf_pretrained, state_dict_of
+
 __all__ = [
-    'hf_sam_to_segment_anything', 'segment_anything_to_hf_sam',
-    'read_sam_state_dict', 'is_hf_sam_dir'
+    'hf_sam_to_segment_anything', 'read_sam_state_dict', 'rename_key',
+    'SA_TO_HF', 'HF_TO_SA', 'SA_MLP', 'HF_MLP', 'HYPERNETWORK_MLP_DEPTH'
 ]
+
+#: Depth of the mask decoder's hypernetwork MLPs (fixed in both libraries:
+#: segment-anything ``MLP(..., 3)``, transformers ``SamFeedForward(..., 3)``).
+HYPERNETWORK_MLP_DEPTH = 3
 
 # Ordered (pattern, replacement) rules over whole keys, one list per
 # direction (transformers' convert_sam_to_hf.py KEYS_TO_MODIFY_MAPPING).
-_SA_TO_HF: List[Tuple[str, str]] = [
+SA_TO_HF: List[Tuple[str, str]] = [
     (r'^image_encoder\.', 'vision_encoder.'),
     (r'\.patch_embed\.proj\.', '.patch_embed.projection.'),
     (r'^vision_encoder\.blocks\.', 'vision_encoder.layers.'),
@@ -46,7 +52,7 @@ _SA_TO_HF: List[Tuple[str, str]] = [
     (r'\.norm_final_attn\.', '.layer_norm_final_attn.'),
     (r'\.norm(\d)\.', r'.layer_norm\1.'),
 ]
-_HF_TO_SA: List[Tuple[str, str]] = [
+HF_TO_SA: List[Tuple[str, str]] = [
     (r'^vision_encoder\.', 'image_encoder.'),
     (r'\.patch_embed\.projection\.', '.patch_embed.proj.'),
     (r'^image_encoder\.layers\.', 'image_encoder.blocks.'),
@@ -70,66 +76,30 @@ _HF_TO_SA: List[Tuple[str, str]] = [
 ]
 # segment-anything's MLP (``layers.0 .. layers.L-1``) is HF's
 # ``SamFeedForward`` (``proj_in``, ``layers.0 .. layers.L-3``, ``proj_out``).
-_MLP = r'^(mask_decoder\.(iou_prediction_head|output_hypernetworks_mlps\.\d+))'
-_SA_MLP = re.compile(_MLP + r'\.layers\.(\d+)\.')
-_HF_MLP = re.compile(_MLP + r'\.(proj_in|proj_out|layers\.(\d+))\.')
+MLP_PREFIX = (r'^(mask_decoder\.'
+              r'(iou_prediction_head|output_hypernetworks_mlps\.\d+))')
+SA_MLP = re.compile(MLP_PREFIX + r'\.layers\.(\d+)\.')
+HF_MLP = re.compile(MLP_PREFIX + r'\.(proj_in|proj_out|layers\.(\d+))\.')
 
 
-def _rename(key: str, rules: List[Tuple[str, str]]) -> str:
+def rename_key(key: str, rules: List[Tuple[str, str]]) -> str:
+    """Apply ordered ``(pattern, replacement)`` rules (:data:`SA_TO_HF`,
+    :data:`HF_TO_SA`) to one key."""
     for pattern, repl in rules:
         key = re.sub(pattern, repl, key)
     return key
 
 
-def _mlp_depths(keys, pattern: re.Pattern) -> Dict[str, int]:
-    """Number of Linear layers (weight + bias keys / 2) of each MLP."""
-    counts: Dict[str, int] = {}
-    for key in keys:
-        m = pattern.match(key)
-        if m:
-            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
-    return {k: v // 2 for k, v in counts.items()}
-
-
-def segment_anything_to_hf_sam(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Rename a segment-anything ``Sam`` state dict to HF ``SamModel`` keys.
-
-    Args:
-        state (dict[str, Tensor]): Keys ``image_encoder.*``,
-            ``prompt_encoder.*``, ``mask_decoder.*`` (``pixel_mean`` /
-            ``pixel_std`` are dropped: HF keeps them in the processor).
-
-    Returns:
-        dict[str, Tensor]: HF keys; the positional Gaussian matrix appears
-        twice, as ``shared_image_embedding.positional_embedding`` and
-        ``prompt_encoder.shared_embedding.positional_embedding``, as
-        ``SamModel`` stores it.
-    """
-    depths = _mlp_depths(state, _SA_MLP)
-    out = {}
-    for key, value in state.items():
-        if key in ('pixel_mean', 'pixel_std'):
-            continue
-        m = _SA_MLP.match(key)
-        if m:
-            i, last = int(m.group(3)), depths[m.group(1)] - 1
-            name = 'proj_in' if i == 0 else (
-                'proj_out' if i == last else f'layers.{i - 1}')
-            key = f'{m.group(1)}.{name}.' + key[m.end():]
-        key = _rename(key, _SA_TO_HF)
-        out[key] = value
-        if key == 'prompt_encoder.shared_embedding.positional_embedding':
-            out['shared_image_embedding.positional_embedding'] = value
-    return out
-
-
-def hf_sam_to_segment_anything(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+def hf_sam_to_segment_anything(state: Dict[str, Tensor],
+                               iou_head_depth: int = 3) -> Dict[str, Tensor]:
     """Rename an HF ``SamModel`` state dict to segment-anything ``Sam`` keys.
 
     Args:
         state (dict[str, Tensor]): HF keys (``vision_encoder.*``,
             ``prompt_encoder.*``, ``mask_decoder.*``,
             ``shared_image_embedding.positional_embedding``).
+        iou_head_depth (int): Linear layers of the IoU head
+            (``mask_decoder_config.iou_head_depth``; 3 in every SAM).
 
     Returns:
         dict[str, Tensor]: segment-anything keys, without ``pixel_mean`` /
@@ -148,26 +118,18 @@ def hf_sam_to_segment_anything(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
         raise ValueError(
             'HF SAM checkpoint: shared_image_embedding.positional_embedding '
             f'and {key} differ')
-    depths = _mlp_depths(state, _HF_MLP)
     out = {}
     for key, value in state.items():
-        m = _HF_MLP.match(key)
+        m = HF_MLP.match(key)
         if m:
-            last = depths[m.group(1)] - 1
+            depth = (
+                iou_head_depth if m.group(2) == 'iou_prediction_head' else
+                HYPERNETWORK_MLP_DEPTH)
             i = 0 if m.group(3) == 'proj_in' else (
-                last if m.group(3) == 'proj_out' else int(m.group(4)) + 1)
+                depth - 1 if m.group(3) == 'proj_out' else int(m.group(4)) + 1)
             key = f'{m.group(1)}.layers.{i}.' + key[m.end():]
-        out[_rename(key, _HF_TO_SA)] = value
+        out[rename_key(key, HF_TO_SA)] = value
     return out
-
-
-def is_hf_sam_dir(path: str) -> bool:
-    """Whether ``path`` is an HF ``SamModel.save_pretrained`` directory."""
-    cfg = osp.join(path, 'config.json')
-    if not (osp.isdir(path) and osp.isfile(cfg)):
-        return False
-    with open(cfg, encoding='utf-8') as f:
-        return json.load(f).get('model_type') == 'sam'
 
 
 def read_sam_state_dict(path: str) -> Dict[str, Tensor]:
@@ -177,29 +139,26 @@ def read_sam_state_dict(path: str) -> Dict[str, Tensor]:
         path (str): An official segment-anything ``.pth`` state dict (or a
             checkpoint holding it under ``state_dict``), or an HF
             ``SamModel.save_pretrained`` directory (``config.json`` with
-            ``model_type: sam`` and ``model.safetensors`` /
-            ``pytorch_model.bin``), converted by
-            :func:`hf_sam_to_segment_anything`.
+            ``model_type: sam``), loaded with ``from_pretrained``, which must
+            find every weight of its ``config.json`` architecture, then
+            renamed by :func:`hf_sam_to_segment_anything`.
 
     Returns:
         dict[str, Tensor]: segment-anything keys (``pixel_mean`` /
         ``pixel_std`` included when the file has them).
 
     Raises:
-        FileNotFoundError: If ``path`` does not exist.
-        ValueError: If a directory is not an HF SAM directory.
+        FileNotFoundError: If ``path`` does not exist, or a directory has no
+            ``config.json``.
+        ValueError: If a file is not a torch checkpoint, or a directory's
+            ``config.json`` is invalid or not a SAM's.
+        StateDictError: If an HF directory lacks weights of its
+            architecture (named).
     """
     if osp.isdir(path):
-        if not is_hf_sam_dir(path):
-            raise ValueError(
-                f'{path} is a directory but not an HF SamModel directory '
-                '(config.json with "model_type": "sam")')
-        from mmrsrefseg.models.backbones.clip_backbone import \
-            read_hf_state_dict
-        return hf_sam_to_segment_anything(read_hf_state_dict(path))
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'SAM checkpoint not found: {path}')
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    if isinstance(state, dict) and 'state_dict' in state:
-        state = state['state_dict']
-    return state
+        from transformers import SamModel
+        model = read_hf_pretrained(SamModel, path, 'sam')
+        return hf_sam_to_segment_anything(
+            model.state_dict(),
+            model.config.mask_decoder_config.iou_head_depth)
+    return state_dict_of(read_checkpoint(path), path)

@@ -41,7 +41,7 @@ def test_config_builds_and_trains_one_step(name, sam_depth):
     cfg.model.decode_head.with_cp = sam_depth > 12
     assert cfg.custom_imports.imports == ['mmrsrefseg']
     assert cfg.model.decode_head.checkpoint.endswith('.pth')
-    assert cfg.model.lora_cfg.rank == 16
+    assert cfg.model.finetune_cfg.lora.rank == 16
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)  # no weights read, nothing downloaded
     assert len(model.decode_head.image_encoder.blocks) == sam_depth
@@ -123,11 +123,27 @@ def test_recipe_is_the_authors(name):
     assert not cosine.get('convert_to_iter_based', False)  # per epoch
     assert cfg.train_cfg.max_epochs == 200 and cfg.train_cfg.val_interval == 5
     model = cfg.model
-    assert model.lora_cfg.targets == 'authors'
+    lora = model.finetune_cfg.lora
+    assert (lora.rank, lora.alpha, lora.dropout) == (16, 16, 0.1)
+    # the authors' targets (configs_RSRefSeg/RSRefSeg-b.py): SAM blocks and
+    # neck convs, SigLIP attention + the text head
+    assert set(lora.targets) == {
+        'decode_head.image_encoder', 'backbone.model.vision_model',
+        'backbone.model.text_model'
+    }
+    assert 'neck' in lora.targets['decode_head.image_encoder']
+    assert lora.targets['backbone.model.text_model'].endswith('|head')
+    assert model.finetune_cfg.frozen == [
+        'backbone', 'decode_head.image_encoder'
+    ]
     assert model.neck.norm_cfg.type == 'SyncBN'
-    assert (model.backbone.pooling, model.backbone.text_feature,
-            model.backbone.clip_resize) == ('eos', 'last_hidden_state',
-                                            'bilinear')
+    assert model.decode_head.transformer_norm_eps == 1e-6
+    assert (model.backbone.text_feature,
+            model.backbone.clip_resize) == ('last_hidden_state', 'bilinear')
+    hooks = {h.type: h for h in cfg.custom_hooks}
+    # DeepSpeed writes whole model states itself
+    assert hooks['RefSegCheckpointHook'].trained_only == ('deepspeed'
+                                                          not in name)
     if 'deepspeed' in name:
         assert cfg.runner_type == 'FlexibleRunner'
         assert cfg.strategy.type == 'DeepSpeedStrategy'

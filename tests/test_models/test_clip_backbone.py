@@ -71,11 +71,13 @@ def build(model_type, pretrained, **options):
 @pytest.mark.parametrize('options', [
     dict(clip_resize='bicubic_antialias'),
     dict(),
-    dict(pooling='last_position', text_feature='projected')
+    dict(text_feature='projected'),
+    dict(text_feature='last_hidden_state')
 ])
 def test_parity_with_transformers(saved, options):
     model_type, path, reference = saved
-    if model_type == 'clip' and options.get('pooling'):
+    if model_type == 'clip' and options.get(
+            'text_feature') == 'last_hidden_state':
         with pytest.raises(ValueError, match='CLIP needs'):
             build(model_type, path, **options)
         return
@@ -83,10 +85,22 @@ def test_parity_with_transformers(saved, options):
     images = torch.rand(2, 3, 48, 40) * 255
     pixel_values = bb.preprocess(images)
     assert pixel_values.shape == (2, 3, 32, 32)
-    ref_img = reference.get_image_features(
-        pixel_values=pixel_values).pooler_output
+    hidden = reference.vision_model(
+        pixel_values=pixel_values).last_hidden_state
+    if model_type == 'clip':
+        # every token through the layers of get_image_features' CLS path
+        vision = reference.vision_model
+        tokens = reference.visual_projection(vision.post_layernorm(hidden))
+        torch.testing.assert_close(
+            tokens[:, 0],
+            reference.get_image_features(
+                pixel_values=pixel_values).pooler_output,
+            atol=1e-5,
+            rtol=0)
+        hidden = tokens[:, 1:]
+    ref_map = hidden.transpose(1, 2).reshape(2, -1, 4, 4)
     torch.testing.assert_close(
-        bb.image_embeds(images), ref_img, atol=1e-5, rtol=0)
+        bb(images, TEXTS[:2])['visual_feats'], ref_map, atol=1e-5, rtol=0)
     import torch.nn.functional as F
     mean, std = bb.image_mean, bb.image_std
     if options.get('clip_resize') == 'bicubic_antialias':
@@ -114,26 +128,9 @@ def test_parity_with_transformers(saved, options):
     torch.testing.assert_close(out['logit_bias'],
                                reference.logit_bias.reshape(()))
     tok = bb.tokenizer
-    if options.get('pooling') == 'last_position':
-        # SigLIP as pre-trained: max_length padding, pooled at the end
-        assert out['text_feats'].shape[1] == 32
-        ids = tok(
-            TEXTS[:2],
-            padding='max_length',
-            max_length=32,
-            truncation=True,
-            return_tensors='pt')['input_ids']
-        ref_out = reference.text_model(input_ids=ids)
-        torch.testing.assert_close(
-            out['text_embeds'], ref_out.pooler_output, atol=1e-5, rtol=0)
-        torch.testing.assert_close(
-            out['text_feats'],
-            reference.text_model.head(ref_out.last_hidden_state),
-            atol=1e-5,
-            rtol=0)
-        return
     # The authors': each expression alone, unpadded (padding=True at batch
-    # 1): g = the pooled (EOS) feature, L = last_hidden_state.
+    # 1): g = the pooled (EOS) feature, L = last_hidden_state (or the head
+    # applied to it with text_feature='projected').
     for i, text in enumerate(TEXTS[:2]):
         ids = tok([text],
                   padding=True,
@@ -146,11 +143,11 @@ def test_parity_with_transformers(saved, options):
             out['text_embeds'][i], ref_out.pooler_output[0], atol=1e-5, rtol=0)
         n = ids.shape[1]
         assert int(out['text_mask'][i].sum()) == n
+        ref_tokens = ref_out.last_hidden_state[0]
+        if options.get('text_feature') == 'projected':
+            ref_tokens = reference.text_model.head(ref_tokens)
         torch.testing.assert_close(
-            out['text_feats'][i, :n],
-            ref_out.last_hidden_state[0],
-            atol=1e-5,
-            rtol=0)
+            out['text_feats'][i, :n], ref_tokens, atol=1e-5, rtol=0)
 
 
 def test_siglip_tokenizer_real_format(saved):

@@ -32,6 +32,14 @@ def tiny_cfg(clip_tokenizer_dir):
     return cfg
 
 
+def paper_lora(**kwargs):
+    """The paper configs' LoRA (the authors' targets) with other sizes."""
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs/_base_/models/'
+                 'rsrefseg_siglip-so400m_sam-vitb.py')).model.finetune_cfg
+    return dict(cfg.lora.to_dict(), **kwargs)
+
+
 def make_batch(n=2, size=256, ori=(300, 280), seed=0):
     g = torch.Generator().manual_seed(seed)
     inputs = torch.randint(0, 256, (n, 3, size, size), generator=g).float()
@@ -101,8 +109,12 @@ def test_every_trainable_parameter_gets_a_gradient(tiny_cfg, dense, lora):
     """DDP fails on trainable parameters outside the graph."""
     cfg = copy.deepcopy(tiny_cfg)
     cfg.neck.use_dense_prompt = dense
+    if not dense:  # the mask prompt path is unused instead of no_mask_embed
+        cfg.finetune_cfg.unused = [
+            p for p in cfg.finetune_cfg.unused if 'no_mask_embed' not in p
+        ] + ['decode_head.prompt_encoder.mask_downscaling']
     if lora:
-        cfg.lora_cfg = dict(rank=2, alpha=2, dropout=0.0)
+        cfg.finetune_cfg.lora = paper_lora(rank=2, alpha=2, dropout=0.0)
         cfg.neck.logit_mode = 'backbone_scale'
     model = build(cfg)
     inputs, samples = make_batch()
@@ -128,7 +140,7 @@ def test_batch_equals_single(tiny_cfg):
 
 def test_lora_trains_only_intended_parameters(tiny_cfg):
     cfg = copy.deepcopy(tiny_cfg)
-    cfg.lora_cfg = dict(rank=4, alpha=4, dropout=0.0)
+    cfg.finetune_cfg.lora = paper_lora(rank=4, alpha=4, dropout=0.0)
     model = build(cfg)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     for name in trainable:
@@ -146,10 +158,15 @@ def test_lora_trains_only_intended_parameters(tiny_cfg):
                 for ab in 'AB'
             }
     assert not any('patch_embed' in n for n in lora)
-    blocks_only = build(
-        dict(
-            copy.deepcopy(cfg),
-            lora_cfg=dict(cfg.lora_cfg, targets='blocks_only')))
+    attn = r'encoder\.layers\.\d+\.self_attn\.(q|k|v|out)_proj'
+    blocks_only = copy.deepcopy(cfg)
+    blocks_only.finetune_cfg.lora.targets = {
+        'decode_head.image_encoder':
+        r'blocks\.\d+\.(attn\.(qkv|proj)|mlp\.lin[12])',
+        'backbone.model.vision_model': attn,
+        'backbone.model.text_model': attn,
+    }
+    blocks_only = build(blocks_only)
     assert len([
         n for n, p in blocks_only.named_parameters()
         if p.requires_grad and 'lora_' in n
@@ -192,3 +209,18 @@ def test_overfits_one_batch(tiny_cfg):
         optim.step()
         losses.append(loss.item())
     assert losses[-1] <= 0.1 * losses[0], losses
+
+
+def test_finetune_cfg_errors(tiny_cfg):
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.finetune_cfg.unused = ['decode_head.prompt_encoder.nope']
+    with pytest.raises(KeyError, match='unused.*prompt_encoder.nope'):
+        build(cfg)
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.finetune_cfg.lora.targets = {'backbone.model.text_model': r'nope'}
+    with pytest.raises(ValueError, match='match no module'):
+        build(cfg)
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.finetune_cfg.lora.ranks = 4
+    with pytest.raises(KeyError, match='ranks'):
+        build(cfg)

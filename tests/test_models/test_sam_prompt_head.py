@@ -17,7 +17,13 @@ TINY = dict(
         patch_size=8),
     decoder_cfg=dict(mlp_dim=64, num_heads=2, iou_head_hidden_dim=32),
     image_size=64,
-    prompt_channels=32)
+    prompt_channels=32,
+    transformer_norm_eps=1e-5)  # segment-anything's modules as released
+
+
+def predict(head, images, sparse, mask_prompt):
+    """Image embeddings, then prompt encoder and mask decoder."""
+    return head(head.encode_image(images), sparse, mask_prompt)
 
 
 def official_sam(head):
@@ -50,7 +56,7 @@ def test_parity_with_segment_anything(sam_file, with_mask):
     images = torch.rand(2, 3, 64, 64) * 255
     sparse = torch.randn(2, 5, 32)
     masks = torch.randn(2, 1, 32, 32) if with_mask else None
-    ours = head(images, sparse, masks)
+    ours = predict(head, images, sparse, masks)
     assert ours.shape == (2, 1, 32, 32)
     # segment-anything's own chain, image by image (Sam.forward's loop)
     emb = sam.image_encoder(sam.preprocess(images))
@@ -125,7 +131,7 @@ def test_activation_checkpointing_is_exact():
     sparse = torch.randn(2, 5, 32)
     outs = []
     for model in (head, cp):
-        out = model(images, sparse)
+        out = predict(model, images, sparse, None)
         out.square().mean().backward()
         outs.append((out, model.image_encoder.blocks[0].attn.qkv.weight.grad))
     torch.testing.assert_close(outs[0][0], outs[1][0])
@@ -134,7 +140,7 @@ def test_activation_checkpointing_is_exact():
 
 @torch.no_grad()
 def test_attention_switches_give_the_same_masks():
-    """attn_impl / attn_global_only / batched_decoder: one function."""
+    """attn_impl / batched_decoder: one function."""
     from mmrsrefseg.models.utils import SAMSDPAAttention
     cfg = dict(
         sam_type=None,
@@ -152,16 +158,38 @@ def test_attention_switches_give_the_same_masks():
         **cfg, attn_impl='original', batched_decoder=False).eval()
     images = torch.rand(2, 3, 128, 128) * 255
     sparse, prompt = torch.randn(2, 5, 32), torch.randn(2, 1, 32, 32)
-    expected = reference(images, sparse, prompt)
-    for options in (dict(), dict(attn_global_only=True),
-                    dict(attn_impl='sdpa_mask')):
+    expected = predict(reference, images, sparse, prompt)
+    for options in (dict(), dict(attn_impl='sdpa_mask')):
         head = SAMPromptHead(**cfg, **options).eval()
         head.load_state_dict(reference.state_dict())
         folded = [
             isinstance(b.attn, SAMSDPAAttention)
             for b in head.image_encoder.blocks
         ]
-        assert folded == ([False, True, False]
-                          if options.get('attn_global_only') else [True] * 3)
+        assert folded == [True] * 3
         torch.testing.assert_close(
-            head(images, sparse, prompt), expected, atol=1e-5, rtol=0)
+            predict(head, images, sparse, prompt), expected, atol=1e-5, rtol=0)
+
+
+def test_transformer_norm_eps():
+    """The authors' 1e-6 in the eight block norms (transformers'
+    SamMaskDecoder), 1e-5 in the final one; 1e-5 everywhere on request."""
+    head = SAMPromptHead(**dict(TINY, transformer_norm_eps=1e-6))
+    transformer = head.mask_decoder.transformer
+    eps = [
+        getattr(block, f'norm{i}').eps for block in transformer.layers
+        for i in range(1, 5)
+    ]
+    assert eps == [1e-6] * 8
+    assert transformer.norm_final_attn.eps == 1e-5
+    default = SAMPromptHead(**{
+        k: v
+        for k, v in TINY.items() if k != 'transformer_norm_eps'
+    })
+    assert default.mask_decoder.transformer.layers[0].norm1.eps == 1e-6
+    sam = SAMPromptHead(**TINY).mask_decoder.transformer
+    assert {
+        getattr(b, f'norm{i}').eps
+        for b in sam.layers
+        for i in range(1, 5)
+    } == {1e-5}

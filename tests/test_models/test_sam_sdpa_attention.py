@@ -195,18 +195,6 @@ def test_image_encoder_replacement(impl):
         assert torch.equal(back[key], ref[key]), key
 
 
-def test_global_only():
-    enc = tiny_encoder()
-    images = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        ref = enc(images)
-    assert replace_sam_attention(enc, 'sdpa_folded', global_only=True) == 1
-    assert [isinstance(blk.attn, SAMSDPAAttention)
-            for blk in enc.blocks] == [False, True, False]
-    with torch.no_grad():
-        torch.testing.assert_close(enc(images), ref, rtol=0, atol=1e-5)
-
-
 def test_state_dict_round_trip():
     ref = tiny_encoder(seed=0)
     ours = tiny_encoder(seed=1)

@@ -110,13 +110,44 @@ def test_logit_modes():
         neck.activations(f)['activation_features'], ref, atol=1e-5, rtol=0)
     assert [n for n, _ in neck.named_parameters()
             if 'logit' in n] == ['logit_bias']
-    neck = TextFilterNeck(
-        in_channels=16,
-        prompt_channels=8,
-        logit_mode='learnable',
-        logit_scale_init=3.0,
-        logit_bias_init=-1.5)
-    torch.testing.assert_close(
-        neck.activations(f)['activation_features'], ref, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match='logit_mode'):
         TextFilterNeck(in_channels=16, logit_mode='nope')
+
+
+def _prompter_stds(convs):
+    return [float(c.weight.std()) for c in convs]
+
+
+def test_initial_weights_match_the_authors_construction():
+    """The prompter is built and initialised as the authors' (mmcv
+    ConvModule: Kaiming-normal fan-out, zero bias, norm weight 1 / bias 0),
+    not with PyTorch's default conv init."""
+    from mmrsrefseg.testing import (build_authors_from_config,
+                                    tiny_siglip_rsrefseg_cfg)
+    cfg = tiny_siglip_rsrefseg_cfg('unused-tokenizer', vocab_size=64)
+    neck_cfg = dict(cfg['neck'])
+    neck_cfg.pop('type')
+    torch.manual_seed(0)
+    ours = TextFilterNeck(**neck_cfg)
+    ref = build_authors_from_config(cfg, lora=False)
+    theirs = [ref.prompter_down_channel.conv
+              ] + [m.conv for m in ref.prompter_down_spatial]
+    mine = [ours.input_proj.conv] + [m.conv for m in ours.downsample
+                                     ] + [ours.output_proj.conv]
+    assert [tuple(c.weight.shape)
+            for c in mine] == [tuple(c.weight.shape) for c in theirs]
+    # Kaiming normal, fan-out: std = sqrt(2 / (out_channels * k * k))
+    expected = [(2 / (c.out_channels * c.kernel_size[0]**2))**0.5
+                for c in theirs]
+    for got, want, authors in zip(
+            _prompter_stds(mine), expected, _prompter_stds(theirs)):
+        assert abs(got - want) < 0.1 * want
+        assert abs(got - authors) < 0.15 * authors
+    # PyTorch's default init would be far off (what the neck had before)
+    default = torch.nn.Conv2d(mine[0].in_channels, mine[0].out_channels, 1)
+    assert float(default.weight.std()) < 0.5 * expected[0]
+    assert mine[-1].bias is not None and mine[-1].bias.abs().max() == 0
+    for block in [ours.input_proj, *ours.downsample]:
+        assert block.conv.bias is None
+        assert torch.all(block.norm.weight == 1)
+        assert torch.all(block.norm.bias == 0)

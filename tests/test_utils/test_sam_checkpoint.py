@@ -5,9 +5,10 @@ import torch
 
 from mmrsrefseg.models import SAMPromptHead
 from mmrsrefseg.testing.authors_rsrefseg import sam_config_from_head
+from mmrsrefseg.testing.sam_hf import segment_anything_to_hf_sam
+from mmrsrefseg.utils.checkpoint import StateDictError
 from mmrsrefseg.utils.sam_checkpoint import (hf_sam_to_segment_anything,
-                                             read_sam_state_dict,
-                                             segment_anything_to_hf_sam)
+                                             read_sam_state_dict)
 
 HEAD = dict(
     sam_type=None,
@@ -84,5 +85,45 @@ def test_inconsistent_positional_copies(hf_sam_dir):
 def test_read_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         read_sam_state_dict(str(tmp_path / 'missing.pth'))
-    with pytest.raises(ValueError, match='not an HF SamModel'):
+    with pytest.raises(FileNotFoundError, match='no config.json'):
         read_sam_state_dict(str(tmp_path))
+
+
+def _copy_dir(src, dst):
+    import shutil
+    shutil.copytree(src, dst)
+    return str(dst)
+
+
+def test_missing_hf_key_is_named_not_mapped_wrongly(hf_sam_dir, tmp_path):
+    """A key missing from an HF SAM directory is an error naming it (the MLP
+    depth comes from config.json, so nothing else is renamed wrongly)."""
+    from safetensors.torch import load_file, save_file
+    path = _copy_dir(hf_sam_dir[0], tmp_path / 'broken')
+    weights = f'{path}/model.safetensors'
+    state = load_file(weights)
+    gone = 'mask_decoder.output_hypernetworks_mlps.0.layers.0.bias'
+    del state[gone]
+    save_file(state, weights, metadata={'format': 'pt'})
+    with pytest.raises(StateDictError, match=gone.replace('.', r'\.')):
+        read_sam_state_dict(path)
+    # the mapping itself keeps every other layer where it belongs
+    sa = hf_sam_to_segment_anything(state)
+    mlp = 'mask_decoder.output_hypernetworks_mlps.0.layers'
+    assert tuple(sa[f'{mlp}.1.weight'].shape) == (32, 32)
+    assert tuple(sa[f'{mlp}.2.weight'].shape) == (4, 32)
+    assert f'{mlp}.1.bias' not in sa and f'{mlp}.2.bias' in sa
+
+
+@pytest.mark.parametrize('content,match', [
+    ('{"model_type": "sam",', 'not valid JSON'),
+    ('[1, 2]', 'not a JSON object'),
+    ('{"model_type": "clip"}', "model_type is 'clip'"),
+])
+def test_bad_config_json_is_named(hf_sam_dir, tmp_path, content, match):
+    path = _copy_dir(hf_sam_dir[0], tmp_path / 'bad')
+    with open(f'{path}/config.json', 'w') as f:
+        f.write(content)
+    with pytest.raises(ValueError, match=match) as info:
+        read_sam_state_dict(path)
+    assert 'config.json' in str(info.value)

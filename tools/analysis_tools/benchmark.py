@@ -339,9 +339,7 @@ def synthetic_tokenizer(backbone):
     extra = 1 if backbone.model_type == 'clip' else 0  # CLIP's BOS
 
     def tokenize(texts, device=None):
-        padding = 'max_length' if backbone.pooling == 'last_position' \
-            else 'longest'
-        enc = tok([t + ' x' * extra for t in texts], padding=padding)
+        enc = tok([t + ' x' * extra for t in texts], padding='longest')
         return {k: v.to(device) for k, v in enc.items()}
 
     backbone.tokenize = tokenize

@@ -16,12 +16,11 @@ each as segment-anything's ``original`` ``Attention`` and as
 * ``decoder``: segment-anything's ``MaskDecoder`` (transformer dim 256, 64x64
   image embeddings, ``--num-prompts`` sparse prompt embeddings per image) on
   ``--decoder-batch`` images, image by image (``loop``, as
-  ``SAMPromptHead.decode`` does) and in one pass
+  ``SAMPromptHead`` with ``batched_decoder=False`` does) and in one pass
   (``batched``: :func:`mmrsrefseg.models.utils.batched_mask_decoder_forward`);
 * ``encoder`` (only when asked for: minutes per pass on a CPU): the whole
   ViT-B ``ImageEncoderViT`` (4 global + 8 window blocks) with each attention
-  implementation, and with ``sdpa_folded`` in the global blocks only
-  (``sdpa_folded_global``, ``replace_sam_attention(..., global_only=True)``).
+  implementation.
 
 For each it reports the best-of-``--repeats`` time (wall clock, or with
 ``--timer cpu`` the process's CPU time, steadier on a shared machine) of a
@@ -59,8 +58,7 @@ from functools import partial
 PARTS = ('global', 'window', 'decoder', 'encoder')
 ATTN_IMPLS = ('original', 'sdpa_mask', 'sdpa_folded')
 DECODER_IMPLS = ('loop', 'batched')
-# sdpa_folded_global: replace_sam_attention(..., global_only=True)
-ENCODER_IMPLS = ATTN_IMPLS + ('sdpa_folded_global', )
+ENCODER_IMPLS = ATTN_IMPLS
 IMPLS = {
     'global': ATTN_IMPLS,
     'window': ATTN_IMPLS,
@@ -201,9 +199,7 @@ def _build(job, impl):
             global_attn_indexes=(2, 5, 8, 11),
             window_size=14,
             out_chans=256).to(device)
-        if impl == 'sdpa_folded_global':
-            replace_sam_attention(module, 'sdpa_folded', global_only=True)
-        elif impl != 'original':
+        if impl != 'original':
             replace_sam_attention(module, impl)
         inputs = [torch.randn(b, 3, 1024, 1024, device=device)]
 

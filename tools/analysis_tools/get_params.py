@@ -2,13 +2,13 @@
 """Count total and trainable parameters of a config's model, per component.
 
 The model is built without pretrained weights (nothing is read or
-downloaded); LoRA from ``model.lora_cfg`` is applied as in training.
+downloaded) and fine-tuned as the config's ``model.finetune_cfg`` says.
 "trainable" counts the parameters that receive gradients; the line
-"authors' trainable count" adds the parameters that the authors' composition
-leaves ``requires_grad=True`` although they never reach the loss (SAM's IoU
-head and point embeddings, the LoRA adapter of SigLIP's unused pooling
-head...; see ``RSRefSeg.unused_trainable_in_authors``). ``--compare-authors``
-also builds the authors' composition (transformers + peft, random weights,
+"authors' trainable count" adds the parameters of ``finetune_cfg.unused``
+that the authors' composition leaves ``requires_grad=True`` although they
+never reach the loss (SAM's IoU head and point embeddings, the LoRA adapter
+of SigLIP's unused pooling head...). ``--compare-authors`` also builds the
+authors' composition (transformers + peft, random weights,
 ``mmrsrefseg.testing``) with the same shapes and counts it directly.
 
 Example::
@@ -16,11 +16,13 @@ Example::
     python tools/analysis_tools/get_params.py configs/rsrefseg_vitb.py
 """
 import argparse
+import copy
 
 from mmengine.config import Config, DictAction
 from mmseg.registry import MODELS
 from mmseg.utils import register_all_modules
 
+from mmrsrefseg.models.utils import apply_finetune_cfg
 from mmrsrefseg.utils.lora import count_parameters
 
 
@@ -42,27 +44,32 @@ def parse_args():
     return parser.parse_args()
 
 
+def components(model):
+    """``(path, module)`` of the model's components, one level into the
+    backbone's wrapped model and the decode head."""
+    parts = []
+    for name in ('backbone', 'neck', 'decode_head'):
+        module = getattr(model, name)
+        inner = getattr(module, 'model', module) if name == 'backbone' \
+            else module
+        prefix = f'{name}.model' if inner is not module else name
+        children = [(f'{prefix}.{n}', m) for n, m in inner.named_children()
+                    if any(True for _ in m.parameters())]
+        parts += children if name != 'neck' and children else [(name, module)]
+    return parts
+
+
 def component_rows(model):
-    """Yield ``(name, total, trainable)`` for the model's components."""
-    parts = [
-        ('backbone (CLIP vision)', model.backbone.model.vision_model),
-        ('backbone (CLIP text)', model.backbone.model.text_model),
-        ('neck (text filter + prompter)', model.neck),
-        ('SAM image encoder', model.decode_head.image_encoder),
-        ('SAM prompt encoder', model.decode_head.prompt_encoder),
-        ('SAM mask decoder', model.decode_head.mask_decoder),
-    ]
-    counted = 0
+    """Yield ``(name, total, trainable)`` per component, the rest, total."""
+    parts = components(model)
     for name, module in parts:
         total, trainable = count_parameters(module)
-        counted += total
         yield name, total, trainable
-    total, trainable = count_parameters(model)
     seen = {id(p) for _, m in parts for p in m.parameters()}
     rest = [p for p in model.parameters() if id(p) not in seen]
-    yield ('other (projections, logit scale/bias)', sum(p.numel()
-                                                        for p in rest),
+    yield ('other (logit scale/bias, ...)', sum(p.numel() for p in rest),
            sum(p.numel() for p in rest if p.requires_grad))
+    total, trainable = count_parameters(model)
     yield 'total', total, trainable
 
 
@@ -72,17 +79,28 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    model = MODELS.build(cfg.model)  # no init_weights(): no weights read
-    lora = cfg.model.get('lora_cfg')
+    model_cfg = copy.deepcopy(cfg.model)
+    finetune = model_cfg.get('finetune_cfg') or {}
+    unused = list(finetune.get('unused') or [])
+    if finetune:
+        model_cfg.finetune_cfg.unused = []  # counted, then frozen below
+    model = MODELS.build(model_cfg)  # no init_weights(): no weights read
+    authors = count_parameters(model)[1]
+    extra = {
+        path: count_parameters(model.get_submodule(path))[1]
+        for path in unused
+    }
+    apply_finetune_cfg(model, dict(unused=unused))
+    lora = finetune.get('lora')
     print(f'{args.config}')
     print(f"LoRA: {'rank %d' % lora.get('rank', 16) if lora else 'off'}")
     print(f"{'component':<40}{'total':>16}{'trainable':>16}")
     for name, total, trainable in component_rows(model):
         print(f'{name:<40}{total:>16,}{trainable:>16,}')
-    if lora and hasattr(model, 'authors_trainable_count'):
-        label = "authors' trainable count"
-        print(f"{label:<40}{'':>16}{model.authors_trainable_count():>16,}")
-        for name, n in model.unused_trainable_in_authors.items():
+    label = "authors' trainable count"
+    print(f"{label:<40}{'':>16}{authors:>16,}")
+    for name, n in extra.items():
+        if n:
             print(f'  + {name} ({n:,}): no gradient, frozen here')
     if args.compare_authors:
         from mmrsrefseg.testing import build_authors_from_config

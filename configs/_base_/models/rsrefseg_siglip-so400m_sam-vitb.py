@@ -23,7 +23,6 @@ model = dict(
         # The authors' choices (rsris/models/models.py); the alternatives are
         # documented in CLIPBackbone and the README.
         text_feature='last_hidden_state',  # or 'projected'
-        pooling='eos',  # or 'last_position'
         clip_resize='bilinear',  # or 'bicubic_antialias'
         with_cp=False,  # activation checkpointing of both towers
         # google/siglip-so400m-patch14-384 config.json
@@ -60,6 +59,9 @@ model = dict(
         sam_type='vit_b',
         image_size=sam_image_size,
         prompt_channels=256,
+        # LayerNorm eps inside the mask decoder's two-way transformer blocks:
+        # the authors' (transformers' SamMaskDecoder); 1e-5 = segment-anything
+        transformer_norm_eps=1e-6,
         checkpoint='sam_vit_b_01ec64.pth',
         threshold=0.5,
         align_corners=False,
@@ -70,8 +72,45 @@ model = dict(
                 loss_weight=5.0,
                 loss_name='loss_bce')
         ]),
-    # configs_RSRefSeg/RSRefSeg-b.py: rank 16, alpha 16, dropout 0.1 on SAM's
-    # qkv/proj/lin1/lin2 + neck convs, SigLIP q/k/v/out_proj + text head.
-    lora_cfg=dict(rank=16, alpha=16, dropout=0.1, targets='authors'),
+    # The authors' fine-tuning (configs_RSRefSeg/RSRefSeg-b.py lora_cfg): SigLIP
+    # and SAM's image encoder frozen with LoRA rank 16, alpha 16, dropout 0.1;
+    # the prompter, SAM's prompt encoder and mask decoder trained fully.
+    finetune_cfg=dict(
+        frozen=['backbone', 'decode_head.image_encoder'],
+        lora=dict(
+            rank=16,
+            alpha=16,
+            dropout=0.1,
+            # eval: merged W + s*B*A where cheaper; False = peft's branch
+            merge_in_eval=True,
+            # submodule -> regex over its module names (re.fullmatch), the
+            # authors' targets in our module names. SAM: qkv, proj, lin1, lin2
+            # of every block and the neck convs (HF neck.conv1/conv2 =
+            # segment-anything neck.0/neck.2; their suffix 'proj' does not
+            # reach the patch embedding, which HF calls 'projection').
+            # SigLIP vision: q/k/v/out_proj, plus the out_proj of the
+            # attention-pooling head that peft's suffix match also adapts.
+            # SigLIP text: q/k/v/out_proj and the text head.
+            targets={
+                'decode_head.image_encoder':
+                r'blocks\.\d+\.(attn\.(qkv|proj)|mlp\.lin[12])|neck\.[02]',
+                'backbone.model.vision_model':
+                r'encoder\.layers\.\d+\.self_attn\.(q|k|v|out)_proj'
+                r'|head\.attention\.out_proj',
+                'backbone.model.text_model':
+                r'encoder\.layers\.\d+\.self_attn\.(q|k|v|out)_proj|head',
+            }),
+        # Never reach the loss (no points/boxes, always a mask prompt, no IoU
+        # score, no pooled SigLIP image feature): frozen entirely, adapters
+        # included. The authors leave them trainable and set
+        # find_unused_parameters=True. With neck.use_dense_prompt=False list
+        # 'decode_head.prompt_encoder.mask_downscaling' instead of no_mask_embed.
+        unused=[
+            'backbone.model.vision_model.head',
+            'decode_head.prompt_encoder.point_embeddings',
+            'decode_head.prompt_encoder.not_a_point_embed',
+            'decode_head.prompt_encoder.no_mask_embed',
+            'decode_head.mask_decoder.iou_prediction_head',
+        ]),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

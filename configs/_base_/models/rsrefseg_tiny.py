@@ -60,7 +60,7 @@ model = dict(
         logit_bias_init=0.,
         # Per-sample norm: a sample's output never depends on its batch
         # (the paper configs use the authors' SyncBN).
-        norm_cfg=dict(type='LN2d')),
+        norm_cfg=dict(type='LN2d', eps=1e-6)),
     decode_head=dict(
         type='SAMPromptHead',
         sam_type=None,
@@ -89,18 +89,26 @@ model = dict(
                 loss_weight=1.0,
                 loss_name='loss_dice')
         ]),
-    # LoRA on the (pretrained) SigLIP only; SAM is random here, so it trains
+    # LoRA on the (pretrained) CLIP only; SAM is random here, so it trains
     # fully rather than through adapters.
-    lora_cfg=dict(
-        rank=8,
-        alpha=8,
-        dropout=0.0,
+    finetune_cfg=dict(
         frozen=['backbone'],
-        targets={
-            'backbone.model.vision_model':
-            r'encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|out_proj)',
-            'backbone.model.text_model':
-            r'encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|out_proj)',
-        }),
+        lora=dict(
+            rank=8,
+            alpha=8,
+            dropout=0.0,
+            targets={
+                'backbone.model.vision_model':
+                r'encoder\.layers\.\d+\.self_attn\.(q|k|v|out)_proj',
+                'backbone.model.text_model':
+                r'encoder\.layers\.\d+\.self_attn\.(q|k|v|out)_proj',
+            }),
+        # outside the graph (no points/boxes, always a mask prompt, no IoU)
+        unused=[
+            'decode_head.prompt_encoder.point_embeddings',
+            'decode_head.prompt_encoder.not_a_point_embed',
+            'decode_head.prompt_encoder.no_mask_embed',
+            'decode_head.mask_decoder.iou_prediction_head',
+        ]),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -1,7 +1,6 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
 """CLIP / SigLIP image-and-text encoder for RSRefSeg."""
 import importlib.util
-import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -12,52 +11,13 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from mmrsrefseg.utils.lora import load_state_dict_strict
+from mmrsrefseg.utils.checkpoint import read_hf_pretrained, to_module_keys
 
 # Image normalisation of the two CLIP families (their HF image processors).
 _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 _SIGLIP_MEAN = (0.5, 0.5, 0.5)
 _SIGLIP_STD = (0.5, 0.5, 0.5)
-
-
-def read_hf_state_dict(path: str) -> Dict[str, Tensor]:
-    """Read the weights of an HF ``save_pretrained`` directory or hub id.
-
-    Args:
-        path (str): Local directory, or a hub id (resolved through the
-            huggingface_hub cache; downloading needs network access).
-
-    Returns:
-        dict[str, Tensor]: The stored tensors, keys as saved.
-
-    Raises:
-        FileNotFoundError: If no ``model.safetensors``,
-            ``model.safetensors.index.json`` or ``pytorch_model.bin`` exists.
-    """
-    if not osp.isdir(path):
-        from huggingface_hub import snapshot_download
-        path = snapshot_download(
-            path, allow_patterns=['*.json', '*.safetensors', '*.bin'])
-    from safetensors.torch import load_file
-    index = osp.join(path, 'model.safetensors.index.json')
-    if osp.isfile(index):
-        with open(index, encoding='utf-8') as f:
-            shards = sorted(set(json.load(f)['weight_map'].values()))
-        state = {}
-        for shard in shards:
-            state.update(load_file(osp.join(path, shard)))
-        return state
-    if osp.isfile(osp.join(path, 'model.safetensors')):
-        return load_file(osp.join(path, 'model.safetensors'))
-    if osp.isfile(osp.join(path, 'pytorch_model.bin')):
-        return torch.load(
-            osp.join(path, 'pytorch_model.bin'),
-            map_location='cpu',
-            weights_only=True)
-    raise FileNotFoundError(
-        f'No model.safetensors, model.safetensors.index.json or '
-        f'pytorch_model.bin in {path}')
 
 
 def _missing_tokenizer_backends() -> str:
@@ -104,16 +64,16 @@ class CLIPBackbone(BaseModule):
     - ``'clip'`` (OpenAI CLIP, :class:`transformers.CLIPModel`): patch tokens
       go through ``post_layernorm`` and ``visual_projection``, text tokens
       through ``text_projection`` (the same layers as the pooled CLS / EOS
-      features, so that ``image_embeds`` / ``text_embeds`` equal
+      features, so that the CLS / EOS rows would equal
       ``get_image_features`` / ``get_text_features``). Expressions are padded
       to the longest in the batch and the attention mask is passed, so padding
       never changes a sample's features. ``logit_scale`` is CLIP's
       ``exp(logit_scale)``; CLIP has no bias (``logit_bias`` is None; the neck
-      supplies one). Only ``text_feature='projected'`` and ``pooling='eos'``
-      are meaningful (the token and patch widths differ before projection).
+      supplies one). Only ``text_feature='projected'`` is meaningful (the
+      token and patch widths differ before projection).
     - ``'siglip'`` (:class:`transformers.SiglipModel`): patch tokens are the
       vision tower's ``last_hidden_state`` (after ``post_layernorm``; the
-      attention-pooling head is unused and frozen). ``logit_scale`` /
+      attention-pooling head is unused). ``logit_scale`` /
       ``logit_bias`` are SigLIP's.
 
     SigLIP options; each default is the authors' public code
@@ -124,19 +84,19 @@ class CLIPBackbone(BaseModule):
     - ``text_feature`` -- local token features ``L``:
       ``'last_hidden_state'`` (authors: the text tower's final-layer-norm
       output) or ``'projected'`` (the text ``head`` applied to every token,
-      like the pooled feature; mmrsrefseg < 0.2).
-    - ``pooling`` -- sentence feature ``g`` and tokenisation:
-      ``'eos'`` (authors: ``padding=True`` at batch 1 per GPU, so ``g`` is
-      ``head`` of the last real token, the EOS; generalised to batches with
-      the attention mask and per-sample EOS pooling, so that every sample of
-      a batch gets its batch-1 output) or ``'last_position'`` (SigLIP as
-      pre-trained: padded to ``max_length`` without attention mask, pooled
-      at the last position, a padding token; equal to
-      ``get_text_features(padding='max_length')``).
+      so that the tokens live in the space of the pooled feature).
     - ``clip_resize`` -- SAM-size image to the CLIP resolution:
       ``'bilinear'`` (authors: normalise, then ``F.interpolate`` bilinear
       without antialiasing) or ``'bicubic_antialias'`` (resize first,
       bicubic with antialiasing, like the HF image processors' PIL resize).
+
+    Sentence feature ``g``: the authors tokenise with ``padding=True`` at
+    batch 1 per GPU, so ``g`` is ``head`` of the last real token (the EOS
+    where the tokenizer appends one). This is generalised to batches with the
+    attention mask and per-sample pooling at each expression's last real
+    token, so that every sample of a batch gets its batch-1 output (the
+    authors' code pools a padding token for the shorter expressions of a
+    batch).
 
     In both families ``text_mask`` marks the real tokens (special tokens
     included); padding positions must be ignored by consumers.
@@ -160,8 +120,6 @@ class CLIPBackbone(BaseModule):
         text_feature (str, optional): ``'last_hidden_state'`` or
             ``'projected'`` (see above). Defaults to None: the authors'
             ``'last_hidden_state'`` for SigLIP, ``'projected'`` for CLIP.
-        pooling (str): ``'eos'`` or ``'last_position'`` (SigLIP only).
-            Defaults to ``'eos'``.
         clip_resize (str): ``'bilinear'`` or ``'bicubic_antialias'``.
             Defaults to ``'bilinear'``.
         with_cp (bool): Activation checkpointing of every encoder layer of
@@ -183,7 +141,6 @@ class CLIPBackbone(BaseModule):
                  image_std: Optional[Sequence[float]] = None,
                  max_length: Optional[int] = None,
                  text_feature: Optional[str] = None,
-                 pooling: str = 'eos',
                  clip_resize: str = 'bilinear',
                  with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
@@ -196,10 +153,6 @@ class CLIPBackbone(BaseModule):
         elif model_type == 'siglip':
             self.model = SiglipModel(SiglipConfig(**config))
             mean, std = _SIGLIP_MEAN, _SIGLIP_STD
-            # RSRefSeg uses the dense tokens only; the attention-pooling head
-            # would otherwise hold parameters without gradients (DDP error).
-            if getattr(self.model.vision_model, 'head', None) is not None:
-                self.model.vision_model.head.requires_grad_(False)
         else:
             raise ValueError(
                 f"model_type must be 'clip' or 'siglip', got {model_type!r}")
@@ -209,17 +162,14 @@ class CLIPBackbone(BaseModule):
                             if model_type == 'siglip' else 'projected')
         _check_choice('text_feature', text_feature,
                       ('last_hidden_state', 'projected'))
-        _check_choice('pooling', pooling, ('eos', 'last_position'))
         _check_choice('clip_resize', clip_resize,
                       ('bilinear', 'bicubic_antialias'))
-        if model_type == 'clip' and (text_feature != 'projected'
-                                     or pooling != 'eos'):
+        if model_type == 'clip' and text_feature != 'projected':
             raise ValueError(
-                "CLIP needs text_feature='projected' and pooling='eos' (its "
-                'token features live in another space before text_projection'
-                f'); got {text_feature!r}, {pooling!r}')
+                "CLIP needs text_feature='projected' (its token features "
+                'live in another space before text_projection); got '
+                f'{text_feature!r}')
         self.text_feature = text_feature
-        self.pooling = pooling
         self.clip_resize = clip_resize
         self.with_cp = with_cp
         if with_cp:
@@ -261,31 +211,49 @@ class CLIPBackbone(BaseModule):
         n = self.image_size // self.patch_size
         return (n, n)
 
-    def init_weights(self):
-        """Load ``pretrained`` (HF ``save_pretrained`` format) strictly.
+    @property
+    def pretrained_source(self) -> Optional[str]:
+        """Where :meth:`init_weights` reads the weights (None: random)."""
+        return self.pretrained
 
-        The weight files are read directly (``model.safetensors``, sharded
-        ``model.safetensors.index.json`` or ``pytorch_model.bin``) rather than
-        through ``from_pretrained``, which re-initialises missing weights at
-        random with only a warning. Legacy ``*.embeddings.position_ids``
-        buffers of old CLIP checkpoints are ignored (transformers ignores
-        them too).
+    def read_pretrained(self) -> Dict[str, Tensor]:
+        """The weights of ``pretrained`` under this module's key names.
+
+        Loaded with transformers' ``from_pretrained`` (HF ``save_pretrained``
+        directory or hub id), which must find every weight of the
+        directory's architecture; the result must then fit this module
+        exactly (LoRA-wrapped layers map ``<name>.weight`` to
+        ``<name>.base_layer.weight``).
+
+        Returns:
+            dict[str, Tensor]: ``model.*`` keys, every parameter and
+            persistent buffer except the LoRA matrices.
 
         Raises:
-            FileNotFoundError: If ``pretrained`` holds no weight file.
-            KeyError: If a weight is missing or unexpected (named).
-            ValueError: If a weight has the wrong shape (named).
+            ValueError: If ``pretrained`` is None, or its ``config.json`` is
+                missing, invalid or of another ``model_type``.
+            StateDictError: On missing, unexpected or mis-shaped weights
+                (named, with the directory).
+        """
+        if self.pretrained is None:
+            raise ValueError('CLIPBackbone has no `pretrained` weights')
+        from transformers import CLIPModel, SiglipModel
+        cls = CLIPModel if self.model_type == 'clip' else SiglipModel
+        hf = read_hf_pretrained(cls, self.pretrained, self.model_type)
+        state = to_module_keys(self.model, hf.state_dict(), self.pretrained)
+        return {f'model.{k}': v for k, v in state.items()}
+
+    def init_weights(self):
+        """Load ``pretrained`` strictly (see :meth:`read_pretrained`).
+
+        Raises:
+            ValueError: On a bad ``pretrained`` directory.
+            StateDictError: On missing, unexpected or mis-shaped weights.
         """
         if self.pretrained is None:
             super().init_weights()
             return
-        state = read_hf_state_dict(self.pretrained)
-        state = {
-            k: v
-            for k, v in state.items()
-            if not k.endswith('embeddings.position_ids')
-        }
-        load_state_dict_strict(self.model, state, self.pretrained)
+        self.load_state_dict(self.read_pretrained(), strict=False)
         print_log(
             f'CLIPBackbone: loaded {self.model_type} weights from '
             f'{self.pretrained}',
@@ -347,8 +315,8 @@ class CLIPBackbone(BaseModule):
 
         Returns:
             dict: ``input_ids`` (B, T) int64 and ``attention_mask`` (B, T)
-            int64 (1 for real tokens, right padding). T is ``max_length``
-            for ``pooling='last_position'``, else the longest expression.
+            int64 (1 for real tokens, right padding); T is the longest
+            expression of the batch.
 
         Raises:
             ValueError: If an expression is empty or not a string.
@@ -360,8 +328,6 @@ class CLIPBackbone(BaseModule):
                     f'a string: {t!r}')
         texts = list(texts)
         tok = self.tokenizer
-        padding = ('max_length'
-                   if self.pooling == 'last_position' else 'longest')
         # One pass, truncated at max_length + 1: a sequence that reaches
         # max_length + 1 tokens was too long. Only then (rare) is the batch
         # tokenised again at max_length; otherwise it is just padded.
@@ -376,11 +342,7 @@ class CLIPBackbone(BaseModule):
                 logger='current',
                 level=30)
             enc = tok(texts, truncation=True, max_length=self.max_length)
-        enc = tok.pad(
-            enc,
-            padding=padding,
-            max_length=self.max_length,
-            return_tensors='pt')
+        enc = tok.pad(enc, padding='longest', return_tensors='pt')
         return {
             'input_ids': enc['input_ids'].to(device),
             'attention_mask': enc['attention_mask'].to(device)
@@ -397,7 +359,7 @@ class CLIPBackbone(BaseModule):
         Returns:
             dict: ``text_feats`` (B, T, C) per-token features (see
             ``text_feature``), ``text_mask`` (B, T) bool, ``text_embeds``
-            (B, C) pooled sentence feature (see ``pooling``).
+            (B, C) pooled sentence feature (each sample's last real token).
         """
         text_model = self.model.text_model
         if self.model_type == 'clip':
@@ -409,20 +371,13 @@ class CLIPBackbone(BaseModule):
                 'text_mask': attention_mask.bool(),
                 'text_embeds': proj(out.pooler_output)
             }
-        if self.pooling == 'last_position':
-            # SigLIP as pre-trained: max_length padding, no attention mask.
-            out = text_model(input_ids=input_ids)
-            pooled = out.pooler_output
-        else:
-            # The authors' batch-1 semantics for any batch: real tokens never
-            # attend to padding, and g is the head of each sample's last real
-            # token (the EOS the tokenizer appends).
-            out = text_model(
-                input_ids=input_ids, attention_mask=attention_mask)
-            last = attention_mask.sum(1) - 1
-            hidden = out.last_hidden_state
-            pooled = text_model.head(hidden[torch.arange(hidden.shape[0]),
-                                            last])
+        # The authors' batch-1 semantics for any batch: real tokens never
+        # attend to padding, and g is the head of each sample's last real
+        # token (the EOS where the tokenizer appends one).
+        out = text_model(input_ids=input_ids, attention_mask=attention_mask)
+        last = attention_mask.sum(1) - 1
+        hidden = out.last_hidden_state
+        pooled = text_model.head(hidden[torch.arange(hidden.shape[0]), last])
         tokens = out.last_hidden_state
         if self.text_feature == 'projected':
             tokens = text_model.head(tokens)
@@ -471,37 +426,22 @@ class CLIPBackbone(BaseModule):
 
         Returns:
             dict: ``visual_feats`` (B, C, h, w) dense patch features in the
-            joint space; for CLIP also ``image_embeds`` (B, C), equal to
-            ``get_image_features`` (SigLIP's pooled feature needs the
-            attention-pooling head, see :meth:`image_embeds`).
+            joint space (CLIP: ``post_layernorm`` and ``visual_projection``
+            applied to every patch token, as to the CLS token in
+            ``get_image_features``).
         """
         vision = self.model.vision_model
         out = vision(pixel_values=pixel_values)
         h, w = self.feature_size
-        result = {}
         if self.model_type == 'clip':
-            hidden = vision.post_layernorm(out.last_hidden_state)
-            hidden = self.model.visual_projection(hidden)
-            patches = hidden[:, 1:]
-            result['image_embeds'] = hidden[:, 0]
+            patches = self.model.visual_projection(
+                vision.post_layernorm(out.last_hidden_state[:, 1:]))
         else:
             patches = out.last_hidden_state
         b, n, c = patches.shape
         if n != h * w:
             raise ValueError(f'Expected {h * w} patch tokens, got {n}')
-        result['visual_feats'] = patches.transpose(1, 2).reshape(b, c, h, w)
-        return result
-
-    def image_embeds(self, images: Tensor) -> Tensor:
-        """Pooled image embedding (B, C) of RGB 0-255 images (B, 3, H, W).
-
-        Equal to ``get_image_features`` of the wrapped model on the same
-        pixels; used for parity checks and retrieval-style diagnostics.
-        """
-        pixel_values = self.preprocess(images)
-        if self.model_type == 'clip':
-            return self.encode_image(pixel_values)['image_embeds']
-        return self.model.vision_model(pixel_values=pixel_values).pooler_output
+        return {'visual_feats': patches.transpose(1, 2).reshape(b, c, h, w)}
 
     def logit_scale_bias(self):
         """Return ``(scale, bias)``: the similarity temperature and offset.
@@ -535,7 +475,6 @@ class CLIPBackbone(BaseModule):
             raise ValueError(f'{images.shape[0]} images but {len(texts)} '
                              'referring expressions')
         feats = self.encode_image(self.preprocess(images))
-        feats.pop('image_embeds', None)
         feats.update(self.encode_text(**self.tokenize(texts, images.device)))
         feats['logit_scale'], feats['logit_bias'] = self.logit_scale_bias()
         return feats

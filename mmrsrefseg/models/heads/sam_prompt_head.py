@@ -16,7 +16,7 @@ from torch import Tensor
 
 from mmrsrefseg.models.utils import (batched_mask_decoder_forward,
                                      replace_sam_attention)
-from mmrsrefseg.utils.lora import load_state_dict_strict
+from mmrsrefseg.utils.checkpoint import to_module_keys
 from mmrsrefseg.utils.sam_checkpoint import read_sam_state_dict
 from mmrsrefseg.utils.sam_import import import_segment_anything
 
@@ -54,11 +54,12 @@ class SAMPromptHead(BaseDecodeHead):
     ``mask_decoder``, ``pixel_mean``, ``pixel_std``) so that an official
     ``sam_vit_*.pth`` loads strictly.
 
-    The head's forward takes the images and the prompts produced by the neck
-    and returns SAM's low-resolution mask logits with
+    :meth:`encode_image` gives SAM's image embeddings; the head's forward
+    takes them and the prompts produced by the neck through SAM's prompt
+    encoder and mask decoder and returns the low-resolution mask logits with
     ``multimask_output=False``; the segmentor upsamples them. Loss: the
     configured mmseg losses on logits upsampled to the label size (BCE with
-    weight 5 in the reference; RSRefSeg 2 adds Dice with weight 5).
+    weight 5 in the reference).
 
     Args:
         sam_type (str, optional): ``'vit_b'``, ``'vit_l'`` or ``'vit_h'``
@@ -71,6 +72,12 @@ class SAMPromptHead(BaseDecodeHead):
         decoder_cfg (dict, optional): Overrides of the mask decoder
             (``transformer_depth`` 2, ``mlp_dim`` 2048, ``num_heads`` 8,
             ``iou_head_hidden_dim`` 256, ``num_multimask_outputs`` 3).
+        transformer_norm_eps (float): Epsilon of the eight LayerNorms inside
+            the blocks of the mask decoder's two-way transformer. Defaults
+            to 1e-6, the authors' (transformers' ``SamMaskDecoder``,
+            ``layer_norm_eps``, which their code trains); 1e-5 gives
+            segment-anything's modules as released (PyTorch's default). The
+            transformer's final LayerNorm has 1e-5 in both.
         checkpoint (str, optional): Official SAM ``.pth`` state dict or HF
             ``SamModel`` directory, loaded strictly in :meth:`init_weights`.
             Defaults to None.
@@ -90,10 +97,6 @@ class SAMPromptHead(BaseDecodeHead):
             mask, as SAM 2 / transformers' SAM) or ``'original'``
             (segment-anything's ``Attention``, which materialises every
             attention matrix).
-        attn_global_only (bool): Apply ``attn_impl`` to the global-attention
-            blocks only; window blocks keep segment-anything's ``Attention``
-            (on CPU the folded kernel pads window blocks for no gain).
-            Defaults to False.
         batched_decoder (bool): Decode all images of a batch in one pass of
             the mask decoder (each image with its own prompt set) instead of
             one call per image as segment-anything's ``Sam.forward``; same
@@ -110,13 +113,13 @@ class SAMPromptHead(BaseDecodeHead):
                  image_size: int = 1024,
                  prompt_channels: int = 256,
                  decoder_cfg: Optional[dict] = None,
+                 transformer_norm_eps: float = 1e-6,
                  checkpoint: Optional[str] = None,
                  pixel_mean: Sequence[float] = (123.675, 116.28, 103.53),
                  pixel_std: Sequence[float] = (58.395, 57.12, 57.375),
                  threshold: float = 0.5,
                  with_cp: bool = False,
                  attn_impl: str = 'sdpa_folded',
-                 attn_global_only: bool = False,
                  batched_decoder: bool = True,
                  loss_decode=dict(
                      type='CrossEntropyLoss',
@@ -174,8 +177,7 @@ class SAMPromptHead(BaseDecodeHead):
         self.image_encoder = modeling.ImageEncoderViT(**enc)
         self.attn_impl = attn_impl
         if attn_impl != 'original':
-            replace_sam_attention(
-                self.image_encoder, attn_impl, global_only=attn_global_only)
+            replace_sam_attention(self.image_encoder, attn_impl)
         self.batched_decoder = batched_decoder
         self.prompt_encoder = modeling.PromptEncoder(
             embed_dim=prompt_channels,
@@ -192,42 +194,70 @@ class SAMPromptHead(BaseDecodeHead):
             transformer_dim=prompt_channels,
             iou_head_depth=dec['iou_head_depth'],
             iou_head_hidden_dim=dec['iou_head_hidden_dim'])
-        # SAM's mask decoder predicts an IoU score that RSRefSeg never uses;
-        # freezing it keeps DDP from waiting for its gradients.
-        self.mask_decoder.iou_prediction_head.requires_grad_(False)
+        self.transformer_norm_eps = transformer_norm_eps
+        for block in self.mask_decoder.transformer.layers:
+            for i in range(1, 5):
+                getattr(block, f'norm{i}').eps = transformer_norm_eps
         self.register_buffer('pixel_mean',
                              torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer('pixel_std',
                              torch.tensor(pixel_std).view(-1, 1, 1), False)
 
-    def init_weights(self):
-        """Load the SAM checkpoint strictly when configured.
+    @property
+    def pretrained_source(self) -> Optional[str]:
+        """Where :meth:`init_weights` reads the weights (None: random)."""
+        return self.checkpoint
+
+    def read_pretrained(self) -> Dict[str, Tensor]:
+        """The SAM weights of ``checkpoint`` under this module's key names.
 
         ``checkpoint`` is an official segment-anything ``sam_vit_*.pth`` or
         an HF ``SamModel.save_pretrained`` directory (what the RSRefSeg
-        authors load, e.g. ``KyanChen/sam-vit-base``), renamed by
-        :func:`mmrsrefseg.utils.sam_checkpoint.hf_sam_to_segment_anything`.
+        authors load, e.g. ``KyanChen/sam-vit-base``), read by
+        :func:`mmrsrefseg.utils.sam_checkpoint.read_sam_state_dict`. The
+        ``pixel_mean`` / ``pixel_std`` an official file stores must equal
+        the configured ones.
+
+        Returns:
+            dict[str, Tensor]: ``image_encoder.*``, ``prompt_encoder.*``,
+            ``mask_decoder.*`` (LoRA-wrapped layers as ``base_layer``).
 
         Raises:
+            ValueError: If ``checkpoint`` is None, not readable, or its
+                pixel statistics differ from the configured ones.
             FileNotFoundError: If ``checkpoint`` does not exist.
-            KeyError: On missing or unexpected keys (each one named).
-            ValueError: On a shape mismatch (key named).
+            StateDictError: On missing, unexpected or mis-shaped keys.
         """
         if self.checkpoint is None:
-            super().init_weights()
-            return
+            raise ValueError('SAMPromptHead has no `checkpoint`')
         state = dict(read_sam_state_dict(self.checkpoint))
-        # pixel_mean/std are non-persistent here but stored in official files
         for key in ('pixel_mean', 'pixel_std'):
             if key in state:
-                value = state.pop(key).view(-1, 1, 1).to(self.pixel_mean)
-                getattr(self, key).copy_(value)
+                value = state.pop(key).flatten().to(torch.float32)
+                own = getattr(self, key).flatten().cpu()
+                if not torch.allclose(value, own, rtol=0, atol=1e-3):
+                    raise ValueError(
+                        f'{self.checkpoint}: {key} {value.tolist()} differs '
+                        f'from the configured {own.tolist()} (decode_head.'
+                        f'{key})')
         modules = nn.ModuleDict(
             dict(
                 image_encoder=self.image_encoder,
                 prompt_encoder=self.prompt_encoder,
                 mask_decoder=self.mask_decoder))
-        load_state_dict_strict(modules, state, self.checkpoint)
+        return to_module_keys(modules, state, self.checkpoint)
+
+    def init_weights(self):
+        """Load ``checkpoint`` strictly (see :meth:`read_pretrained`).
+
+        Raises:
+            FileNotFoundError, ValueError: On a bad ``checkpoint``.
+            StateDictError: On missing, unexpected or mis-shaped keys.
+        """
+        if self.checkpoint is None:
+            super().init_weights()
+            return
+        self.load_state_dict(self.read_pretrained(), strict=False)
         print_log(
             f'SAMPromptHead: loaded SAM weights from {self.checkpoint}',
             logger='current')
@@ -275,37 +305,19 @@ class SAMPromptHead(BaseDecodeHead):
         return enc.neck(x.permute(0, 3, 1, 2))
 
     def forward(self,
-                inputs: Tensor,
+                image_embeddings: Tensor,
                 sparse_embeddings: Tensor,
                 mask_prompt: Optional[Tensor] = None) -> Tensor:
-        """Predict low-resolution mask logits.
-
-        Args:
-            inputs (Tensor): (B, 3, S, S) RGB 0-255 images.
-            sparse_embeddings (Tensor): (B, N, C_p) sparse prompt embeddings.
-            mask_prompt (Tensor, optional): (B, 1, 4*S/16, 4*S/16) mask
-                prompt logits (dense prompt); None uses SAM's no-mask
-                embedding.
-
-        Returns:
-            Tensor: (B, 1, 4*S/16, 4*S/16) mask logits (256x256 for S=1024).
-        """
-        image_embeddings = self.encode_image(inputs)
-        return self.decode(image_embeddings, sparse_embeddings, mask_prompt)
-
-    def decode(self,
-               image_embeddings: Tensor,
-               sparse_embeddings: Tensor,
-               mask_prompt: Optional[Tensor] = None) -> Tensor:
         """Run SAM's prompt encoder and mask decoder.
 
         Args:
             image_embeddings (Tensor): (B, C_p, h, w) SAM image embeddings.
             sparse_embeddings (Tensor): (B, N, C_p).
-            mask_prompt (Tensor, optional): (B, 1, 4h, 4w) logits.
+            mask_prompt (Tensor, optional): (B, 1, 4h, 4w) mask prompt
+                logits (dense prompt); None uses SAM's no-mask embedding.
 
         Returns:
-            Tensor: (B, 1, 4h, 4w) mask logits.
+            Tensor: (B, 1, 4h, 4w) mask logits (256x256 for SAM at 1024).
         """
         sparse_pe, dense = self.prompt_encoder(
             points=None, boxes=None, masks=mask_prompt)

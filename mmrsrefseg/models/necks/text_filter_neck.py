@@ -5,39 +5,10 @@ from typing import Dict, Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
+from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor
-
-from mmrsrefseg.utils.sam_import import import_segment_anything
-
-
-def _conv_norm_act(in_channels: int,
-                   out_channels: int,
-                   kernel_size: int,
-                   norm_cfg: dict,
-                   stride: int = 1) -> nn.Sequential:
-    """Conv2d (no bias) -> norm -> GELU, as mmcv's ``ConvModule``.
-
-    ``norm_cfg`` is an mmcv norm config (``SyncBN``, ``BN``, ``GN``...) or
-    ``dict(type='LN2d')`` for SAM's ``LayerNorm2d`` (channel-wise LayerNorm
-    of a (B, C, H, W) map, eps 1e-6).
-    """
-    norm_cfg = dict(norm_cfg)
-    if norm_cfg['type'] == 'LN2d':
-        layer_norm_2d = import_segment_anything()[0].common.LayerNorm2d
-        norm = layer_norm_2d(out_channels, eps=norm_cfg.get('eps', 1e-6))
-    else:
-        norm = build_norm_layer(norm_cfg, out_channels)[1]
-    return nn.Sequential(
-        nn.Conv2d(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=kernel_size // 2,
-            bias=False), norm, nn.GELU())
 
 
 def global_activation_logits(visual_feats: Tensor, text_embeds: Tensor,
@@ -94,9 +65,13 @@ class TextFilterNeck(BaseModule):
       parameter initialised to ``logit_bias_init``. Our choice for OpenAI
       CLIP, which has no bias: its ``exp(logit_scale)`` (100 when trained) is
       calibrated for a softmax over a batch, and a sigmoid of it without an
-      offset saturates at 1 for every pixel;
-    - ``'learnable'``: both learnable, initialised to ``logit_scale_init`` /
-      ``logit_bias_init`` (for encoders trained from scratch).
+      offset saturates at 1 for every pixel.
+
+    The prompter's conv-norm-GELU blocks are mmcv ``ConvModule``s, built as
+    the authors build them (``rsris/models/models.py``:
+    ``prompter_down_channel``, ``prompter_down_spatial``), so their
+    initialisation is the authors' too (``ConvModule.init_weights``:
+    Kaiming-normal fan-out convolutions, zero bias, norm weight 1, bias 0).
 
     Args:
         in_channels (int): Width C of the joint CLIP embedding space.
@@ -105,13 +80,13 @@ class TextFilterNeck(BaseModule):
         use_dense_prompt (bool): Output the mask prompt. Defaults to True.
         mask_prompt_size (tuple[int, int]): Size of the mask prompt.
             Defaults to (256, 256).
-        logit_mode (str): ``'backbone'``, ``'backbone_scale'`` or
-            ``'learnable'`` (see above). Defaults to ``'backbone'``.
-        logit_scale_init (float): Initial learnable scale. Defaults to 10.
+        logit_mode (str): ``'backbone'`` or ``'backbone_scale'`` (see
+            above). Defaults to ``'backbone'``.
         logit_bias_init (float): Initial learnable bias. Defaults to -10
             (SigLIP's initialisation).
         norm_cfg (dict): Norm of the prompter's conv blocks: an mmcv norm
-            config or ``dict(type='LN2d')`` (SAM's ``LayerNorm2d``).
+            config, e.g. ``dict(type='LN2d', eps=1e-6)`` (SAM's
+            ``LayerNorm2d``, registered by mmrsrefseg).
             Defaults to ``dict(type='SyncBN', requires_grad=True)``, the
             authors' (``configs_RSRefSeg/RSRefSeg-b.py``; mmengine's runner
             turns SyncBN into BN when not distributed). BN makes a sample's
@@ -131,7 +106,6 @@ class TextFilterNeck(BaseModule):
                  use_dense_prompt: bool = True,
                  mask_prompt_size: Tuple[int, int] = (256, 256),
                  logit_mode: str = 'backbone',
-                 logit_scale_init: float = 10.,
                  logit_bias_init: float = -10.,
                  norm_cfg: dict = dict(type='SyncBN', requires_grad=True),
                  init_cfg: Optional[dict] = None):
@@ -141,29 +115,35 @@ class TextFilterNeck(BaseModule):
         self.num_downsample = num_downsample
         self.use_dense_prompt = use_dense_prompt
         self.mask_prompt_size = tuple(mask_prompt_size)
-        if logit_mode not in ('backbone', 'backbone_scale', 'learnable'):
+        if logit_mode not in ('backbone', 'backbone_scale'):
             raise ValueError(f'Unknown logit_mode {logit_mode!r}')
         self.logit_mode = logit_mode
-        if logit_mode != 'backbone':
+        if logit_mode == 'backbone_scale':
             self.logit_bias = nn.Parameter(
                 torch.tensor(float(logit_bias_init)))
-        if logit_mode == 'learnable':
-            self.logit_scale = nn.Parameter(
-                torch.tensor(float(logit_scale_init)))
         self.norm_cfg = dict(norm_cfg)
-        self.input_proj = _conv_norm_act(3 * in_channels, prompt_channels, 1,
-                                         norm_cfg)
+        act_cfg = dict(type='GELU')
+        self.input_proj = ConvModule(
+            3 * in_channels,
+            prompt_channels,
+            1,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg)
         self.downsample = nn.Sequential(*[
-            _conv_norm_act(
-                prompt_channels, prompt_channels, 3, norm_cfg, stride=2)
-            for _ in range(num_downsample)
+            ConvModule(
+                prompt_channels,
+                prompt_channels,
+                3,
+                stride=2,
+                padding=1,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg) for _ in range(num_downsample)
         ])
-        self.output_proj = nn.Conv2d(prompt_channels, prompt_channels, 1)
+        self.output_proj = ConvModule(
+            prompt_channels, prompt_channels, 1, norm_cfg=None, act_cfg=None)
 
     def scale_bias(self, feats: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
         """Return the similarity scale ``s`` and bias ``b`` (0-d tensors)."""
-        if self.logit_mode == 'learnable':
-            return self.logit_scale, self.logit_bias
         if self.logit_mode == 'backbone_scale':
             return feats['logit_scale'], self.logit_bias
         if feats.get('logit_bias') is None:

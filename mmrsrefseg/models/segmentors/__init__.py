@@ -1,4 +1,5 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-from .rsrefseg import DEFAULT_LORA_TARGETS, LORA_TARGET_SETS, RSRefSeg
+from .base_refsegmentor import BaseRefSegmentor
+from .rsrefseg import RSRefSeg
 
-__all__ = ['RSRefSeg', 'DEFAULT_LORA_TARGETS', 'LORA_TARGET_SETS']
+__all__ = ['BaseRefSegmentor', 'RSRefSeg']

@@ -249,8 +249,7 @@ class SAMSDPAAttention(nn.Module):
 
 
 def replace_sam_attention(image_encoder: nn.Module,
-                          impl: str = 'sdpa_folded',
-                          global_only: bool = False) -> int:
+                          impl: str = 'sdpa_folded') -> int:
     """Swap the attention of every block of a SAM ``ImageEncoderViT``.
 
     Each ``block.attn`` (segment-anything ``Attention`` or
@@ -265,10 +264,6 @@ def replace_sam_attention(image_encoder: nn.Module,
         impl (str): ``'sdpa_folded'`` (no N x N tensor), ``'sdpa_mask'``
             (relative positions as an additive SDPA mask) or ``'original'``
             (back to segment-anything's ``Attention``).
-        global_only (bool): Only replace the attention of the global blocks
-            (``block.window_size == 0``: 64x64 tokens at 1024x1024, where
-            the attention matrix is large); window blocks (14x14 tokens)
-            keep theirs. Defaults to False.
 
     Returns:
         int: Number of attention modules replaced.
@@ -287,10 +282,6 @@ def replace_sam_attention(image_encoder: nn.Module,
                         'ImageEncoderViT')
     modeling, _ = import_segment_anything()
     original_cls = modeling.image_encoder.Attention
-    blocks = [
-        blk for blk in blocks
-        if not global_only or getattr(blk, 'window_size', 0) == 0
-    ]
     for blk in blocks:
         old = blk.attn
         if not isinstance(old, (original_cls, SAMSDPAAttention)):
