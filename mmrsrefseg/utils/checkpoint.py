@@ -12,7 +12,7 @@ import os.path as osp
 import pickle
 import re
 import zipfile
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional
 
 import torch
 from torch import Tensor, nn
@@ -139,7 +139,7 @@ def state_dict_of(checkpoint: dict, path: str) -> Dict[str, Tensor]:
     return dict(state)
 
 
-def key_problems(expected: Mapping[str, Tuple[int, ...]],
+def key_problems(expected: Mapping[str, tuple],
                  state: Mapping[str, Tensor],
                  optional: Iterable[str] = ()) -> List[str]:
     """Compare a state dict with the expected keys and shapes.
