@@ -75,20 +75,37 @@ def _nearest_exact_index(in_size: int, out_size: int) -> np.ndarray:
     return index.view(-1).to(torch.int64).numpy()
 
 
-def _to_numpy(mask: Mask, name: str) -> np.ndarray:
-    """A C-contiguous numpy view / copy of a 2-D mask on the CPU."""
+def as_2d_array(mask: Mask, name: str = 'mask') -> np.ndarray:
+    """A mask as a C-contiguous (H, W) numpy array on the CPU.
+
+    Tensors are detached and copied from their device; float16 / bfloat16
+    become float32 (exactly; numpy has no bfloat16).
+
+    Args:
+        mask (np.ndarray | Tensor): Array of shape (H, W) or (1, H, W).
+        name (str): Name used in error messages. Defaults to 'mask'.
+
+    Returns:
+        np.ndarray: The (H, W) array (a view when no copy is needed).
+
+    Raises:
+        ValueError: If ``mask`` is not an array / tensor of shape (H, W) or
+            (1, H, W).
+    """
     if isinstance(mask, Tensor):
         mask = mask.detach()
         if mask.device.type != 'cpu':
             mask = mask.cpu()
         if mask.dtype in (torch.float16, torch.bfloat16):
-            mask = mask.float()  # exact; numpy has no bfloat16
+            mask = mask.float()
         mask = mask.numpy()
     elif not isinstance(mask, np.ndarray):
         raise ValueError(f'{name} must be a numpy array or a torch.Tensor, '
                          f'got {type(mask).__name__}')
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]
     if mask.ndim != 2:
-        raise ValueError(f'{name} must be a 2-D (H, W) mask, got shape '
+        raise ValueError(f'{name} must have shape (1, H, W) or (H, W), got '
                          f'{mask.shape}')
     return np.ascontiguousarray(mask)
 
@@ -110,10 +127,11 @@ def count_pixels(pred: Mask,
     fractions fail it).
 
     Args:
-        pred (np.ndarray | Tensor): Prediction of shape (H, W), any real
-            dtype, values 0/1 (a tensor may live on any device).
-        gt (np.ndarray | Tensor): Ground truth of shape (H, W), integer or
-            bool, values 0/1 and ``ignore_index``.
+        pred (np.ndarray | Tensor): Prediction of shape (H, W) or
+            (1, H, W), any real dtype, values 0/1 (a tensor may live on any
+            device).
+        gt (np.ndarray | Tensor): Ground truth of the same shape, integer
+            or bool, values 0/1 and ``ignore_index``.
         ignore_index (int, optional): Ground-truth value in [2, 255] that is
             not evaluated; None means the ground truth holds only 0/1.
             Defaults to 255.
@@ -126,12 +144,13 @@ def count_pixels(pred: Mask,
         resolution).
 
     Raises:
-        ValueError: If a mask is not 2-D, the shapes differ, the ground
+        ValueError: If a mask is not (H, W) / (1, H, W), the shapes differ,
+            the ground
             truth is not integer / bool or holds other values than 0, 1 and
             ``ignore_index``, or the prediction is not a real 0/1 mask.
     """
-    pred_np = _to_numpy(pred, 'pred_sem_seg')
-    gt_np = _to_numpy(gt, 'gt_sem_seg')
+    pred_np = as_2d_array(pred, 'pred_sem_seg')
+    gt_np = as_2d_array(gt, 'gt_sem_seg')
     if pred_np.shape != gt_np.shape:
         raise ValueError(f'prediction shape {pred_np.shape} != ground-truth '
                          f'shape {gt_np.shape}')

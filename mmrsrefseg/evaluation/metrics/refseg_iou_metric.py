@@ -277,17 +277,18 @@ class RefSegIoUMetric(BaseMetric):
             if key not in data_sample:
                 raise KeyError(f'RefSegIoUMetric: sample {where} has no '
                                f'"{key}"; got keys {sorted(data_sample)}')
-        pred = self._as_2d(data_sample['pred_sem_seg']['data'], 'pred', where)
-        gt = self._as_2d(data_sample['gt_sem_seg']['data'], 'gt', where)
+        gt = data_sample['gt_sem_seg']['data']
         try:
-            counts = count_pixels(pred, gt, self.ignore_index, self.eval_size)
+            counts = count_pixels(data_sample['pred_sem_seg']['data'], gt,
+                                  self.ignore_index, self.eval_size)
         except ValueError as err:
             raise ValueError(
                 f'RefSegIoUMetric: sample {where}: {err}') from None
         ori_shape = data_sample.get('ori_shape')
-        if ori_shape is not None and tuple(ori_shape[:2]) != tuple(gt.shape):
+        if ori_shape is not None and tuple(ori_shape[:2]) != tuple(
+                gt.shape[-2:]):
             raise ValueError(f'RefSegIoUMetric: sample {where}: masks of '
-                             f'shape {tuple(gt.shape)} are not at the '
+                             f'shape {tuple(gt.shape[-2:])} are not at the '
                              f'original resolution ori_shape={ori_shape}')
         record = {k: _to_builtin(data_sample[k]) for k in _ID_KEYS}
         for key in _OPTIONAL_KEYS:
@@ -315,20 +316,6 @@ class RefSegIoUMetric(BaseMetric):
                 f'RefSegIoUMetric: sample {where}: category_id {category_id} '
                 f'does not index the {len(classes)} classes of the '
                 f'dataset metainfo ({", ".join(map(str, classes[:3]))}, ...)')
-
-    @staticmethod
-    def _as_2d(mask: Any, name: str, where: str) -> Tensor:
-        """Check a (1, H, W) or (H, W) tensor and return it as (H, W)."""
-        if not isinstance(mask, Tensor):
-            raise ValueError(f'RefSegIoUMetric: sample {where}: {name} mask '
-                             f'must be a torch.Tensor, got {type(mask)}')
-        if mask.dim() == 3 and mask.shape[0] == 1:
-            mask = mask[0]
-        if mask.dim() != 2:
-            raise ValueError(f'RefSegIoUMetric: sample {where}: {name} mask '
-                             'must have shape (1, H, W) or (H, W), got '
-                             f'{tuple(mask.shape)}')
-        return mask
 
     @staticmethod
     def _describe(data_sample: dict) -> str:
