@@ -10,10 +10,11 @@ Characters that the font lacks (emoji, CJK, control characters) are drawn
 as ``�`` (U+FFFD) instead of being dropped. Colour bars are matplotlib
 colour bars.
 
-Each call draws on its own ``Figure``: mmengine's ``Visualizer.draw_*``
-methods draw on the visualiser's one shared canvas (``set_image`` /
-``get_image``, rank 0 only), which concurrent callers such as the web
-demo's request threads would share.
+Each call draws on a ``Figure`` of its own and returns a new array:
+mmengine's ``Visualizer.draw_*`` methods draw on the visualiser's one
+shared canvas (``set_image`` / ``get_image``, the latter on rank 0 only),
+which callers in several threads (gradio runs the web demo's callbacks in
+worker threads) would share, and ``draw_texts`` does not wrap text.
 """
 import os.path as osp
 import textwrap
