@@ -10,96 +10,47 @@ from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
+from ..evaluation.functional import as_2d_array, count_pixels, sample_ious
 from .activation_recorder import ACTIVATION_FIELDS
+from .captions import compose_panels, draw_banner
 
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
 Color = Tuple[int, int, int]
-Image = np.ndarray
 #: Panel titles of the activation maps, by data-sample field.
 ACTIVATION_TITLES = dict(
     zip(ACTIVATION_FIELDS,
         ('global activation sigmoid(Z_g)', 'mean local activation')))
 
 
-def _text_style(width: int) -> Tuple[float, int]:
-    """cv2 font scale and stroke thickness for text on a ``width`` px image.
-
-    About 58 characters of lower-case text fit a line of any width (scale
-    1.0 at 800 px: about 13.5 px per character, capitals 27 px high),
-    never smaller than 0.4 (capitals about 11 px high).
-    """
-    scale = float(np.clip(width / 800., 0.4, 4.0))
-    thickness = max(1, int(round(scale * 2.)))
-    return scale, thickness
-
-
-def _wrap(text: str, max_width: int, scale: float,
-          thickness: int) -> List[str]:
-    """Greedy word wrap of ``text`` into lines at most ``max_width`` px wide.
-
-    A word wider than a line is broken between characters.
-    """
-
-    def fits(s):
-        return cv2.getTextSize(s, _FONT, scale, thickness)[0][0] <= max_width
-
-    lines: List[str] = []
-    line = ''
-    for word in text.split():
-        candidate = f'{line} {word}' if line else word
-        if fits(candidate):
-            line = candidate
-            continue
-        if line:
-            lines.append(line)
-        line = ''
-        for ch in word:
-            if fits(line + ch) or not line:
-                line += ch
-            else:
-                lines.append(line)
-                line = ch
-    if line:
-        lines.append(line)
-    return lines
-
-
-def _line_height(scale: float, thickness: int) -> int:
-    """Height in px of one text line including spacing."""
-    (_, h), baseline = cv2.getTextSize('Ag', _FONT, scale, thickness)
-    return int(h + baseline + max(4, round(0.5 * h)))
-
-
 @VISUALIZERS.register_module()
 class RefSegLocalVisualizer(SegLocalVisualizer):
     """Visualiser of referring segmentation samples.
 
-    Draws binary masks as coloured, semi-transparent overlays with an opaque
-    contour, and writes the referring expression legibly (white text on a
-    dark banner, wrapped to the image width, scaled with the image size:
-    about 58 characters per line). Text is drawn with cv2's Hershey font,
-    which covers ASCII only (other characters appear as ``?``).
+    - :meth:`draw_overlay`: one mask as a coloured, semi-transparent
+      overlay with an opaque contour, optionally under a banner holding the
+      referring expression, at the image's own size (``RefSegInferencer``,
+      ``demo/image_demo.py``, ``tools/analysis_tools/browse_dataset.py``);
+    - :meth:`draw_heatmap`: a map in [0, 1] (an activation map of
+      :class:`ActivationRecorder`, RSRefSeg's explanation of a mask, or a
+      probability map) blended over the image in a colour map;
+    - :meth:`render_datasample` / :meth:`add_datasample`: image, ground
+      truth and prediction side by side (panels of the image's size) under
+      a header with the expression, the ids and the sample's IoU, plus the
+      two activation heat maps when the sample carries them
+      (``tools/test.py --show-dir DIR [--show-activation]``);
+    - :meth:`render_activations`: prediction, global activation
+      ``sigmoid(Z_g)`` and mean local activation side by side.
 
-    :meth:`add_datasample` renders one sample side by side: the image, the
-    ground-truth overlay and the prediction overlay (panels of the image's
-    size, so the picture is 3 x W wide when both masks are present), below a
-    dark header holding the expression, the ref id and the sample's IoU.
-    :meth:`draw_overlay` renders a single mask on the image at the image's
-    own size (used by ``RefSegInferencer``, ``demo/image_demo.py`` and
-    ``tools/analysis_tools/browse_dataset.py``).
+    Text (:mod:`.captions`) is drawn by matplotlib in DejaVu Sans Mono
+    Bold, scaled with the image (about 59 characters per line); characters
+    the font lacks, such as emoji or CJK, are drawn as ``�``. A caption
+    holds at most 4 lines (a longer expression is cut with ``…``), and a
+    banner at most a third of the image height, so the image stays
+    visible. Heat maps carry a matplotlib colour bar in their colours.
 
-    Activation maps (RSRefSeg's explanation of a mask, see
-    :class:`ActivationRecorder`): :meth:`draw_heatmap` blends a map in [0, 1]
-    over the image in a colour map; :meth:`render_activations` puts the
-    prediction overlay, the global activation ``sigmoid(Z_g)`` and the mean
-    local activation side by side under the expression; and
-    :meth:`render_datasample` appends the two activation panels when the
-    data sample carries ``global_activation`` / ``mean_local_activation``
-    (``tools/test.py --show-dir DIR --show-activation``).
-
-    IoU: ``I = |pred & gt|``, ``U = |pred | gt|`` over pixels whose ground
-    truth is not ``ignore_index``; a sample with ``U = 0`` gets
-    ``empty_iou``, as in ``RefSegIoUMetric``.
+    IoU: counted by the metric's own function
+    (:func:`~mmrsrefseg.evaluation.functional.count_pixels`) over pixels
+    whose ground truth is not ``ignore_index``; a sample with an empty
+    union gets ``empty_iou``, as in ``RefSegIoUMetric``.
 
     Args:
         name (str): Instance name. Defaults to 'visualizer'.
@@ -201,18 +152,17 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         return int(code)
 
     @staticmethod
-    def _to_mask(mask, shape: Tuple[int, int], what: str) -> np.ndarray:
-        """(H, W) bool mask from an array / tensor of shape (H, W)/(1, H, W).
+    def _to_mask(mask,
+                 shape: Optional[Tuple[int, int]] = None,
+                 what: str = 'mask') -> np.ndarray:
+        """(H, W) array from an array / tensor of shape (H, W)/(1, H, W).
 
         Raises:
-            ValueError: If the mask's size is not ``shape``.
+            ValueError: If the array is not (H, W) / (1, H, W) or its size
+                is not ``shape`` (when given).
         """
-        if hasattr(mask, 'detach'):
-            mask = mask.detach().cpu().numpy()
-        mask = np.asarray(mask)
-        if mask.ndim == 3 and mask.shape[0] == 1:
-            mask = mask[0]
-        if mask.shape != tuple(shape):
+        mask = as_2d_array(mask, what)
+        if shape is not None and mask.shape != tuple(shape):
             raise ValueError(
                 f'{what} has shape {mask.shape}, the image is (H, W) '
                 f'{tuple(shape)}; masks must be at the image size')
@@ -231,7 +181,9 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         opacity * color)``; the mask's outer contour is drawn opaque in
         ``color`` (about ``max(H, W) / 300`` px thick; not along the image
         border where the mask is cut off). With ``text``, a banner
-        (black at 60 % opacity, white wrapped text) covers the top rows.
+        (:func:`~.captions.draw_banner`: black at 60 % opacity, white
+        wrapped text, at most 4 lines and a third of the image height)
+        covers the top rows.
         Pixels outside the mask, the contour and the banner are unchanged.
 
         Args:
@@ -276,11 +228,7 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                     offset=(-thick, -thick))
                 out = np.ascontiguousarray(out)
                 cv2.drawContours(out, contours, -1, color, thick, cv2.LINE_8)
-        texts = [text] if isinstance(text, str) else list(text or [])
-        texts = [t for t in texts if t]
-        if texts:
-            out = self._draw_banner(out, texts)
-        return out
+        return draw_banner(out, text)
 
     def colorize(self, heat: np.ndarray) -> np.ndarray:
         """Colour-map a map in [0, 1] (RGB uint8, same size).
@@ -298,13 +246,7 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
             ValueError: If the map is not 2-D (after dropping a leading 1)
                 or holds NaN.
         """
-        if hasattr(heat, 'detach'):
-            heat = heat.detach().cpu().numpy()
-        heat = np.asarray(heat, dtype=np.float32)
-        if heat.ndim == 3 and heat.shape[0] == 1:
-            heat = heat[0]
-        if heat.ndim != 2:
-            raise ValueError(f'heat map must be (H, W), got {heat.shape}')
+        heat = self._to_mask(heat, what='heat map').astype(np.float32)
         if np.isnan(heat).any():
             raise ValueError('heat map holds NaN')
         levels = np.round(np.clip(heat, 0., 1.) * 255.).astype(np.uint8)
@@ -350,54 +292,28 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
             image.astype(np.float32), 1. - opacity, colours.astype(np.float32),
             opacity, 0.)
         out = np.clip(np.round(out), 0, 255).astype(np.uint8)
-        texts = [text] if isinstance(text, str) else list(text or [])
-        texts = [t for t in texts if t]
-        if texts:
-            out = self._draw_banner(out, texts)
-        return out
-
-    def _draw_banner(self, image: np.ndarray, texts: List[str]) -> np.ndarray:
-        """Write ``texts`` (one paragraph each) on a dark top banner."""
-        h, w = image.shape[:2]
-        scale, thick = _text_style(w)
-        pad = max(3, int(round(w / 100.)))
-        lines = [
-            line for t in texts for line in _wrap(t, w - 2 * pad, scale, thick)
-        ]
-        line_h = _line_height(scale, thick)
-        banner_h = min(h, len(lines) * line_h + pad)
-        top = image[:banner_h].astype(np.float32) * 0.4
-        image[:banner_h] = np.round(top).astype(np.uint8)
-        self._put_lines(image, lines, pad, pad, line_h, scale, thick)
-        return image
-
-    @staticmethod
-    def _put_lines(canvas: np.ndarray, lines: List[str], x: int, y: int,
-                   line_h: int, scale: float, thick: int) -> None:
-        """Write ``lines`` in white from the top-left corner ``(x, y)``."""
-        (_, text_h), _ = cv2.getTextSize('Ag', _FONT, scale, thick)
-        for i, line in enumerate(lines):
-            cv2.putText(canvas, line, (x, y + i * line_h + text_h), _FONT,
-                        scale, (255, 255, 255), thick, cv2.LINE_AA)
+        return draw_banner(out, text)
 
     def compute_iou(self, pred: np.ndarray, gt: np.ndarray) -> float:
         """IoU of a binary prediction with a ground-truth mask.
 
         Args:
-            pred (np.ndarray): (H, W), non-zero = object.
-            gt (np.ndarray): (H, W), 1 = object, ``ignore_index`` = ignored.
+            pred (np.ndarray | Tensor): (H, W), values 0/1.
+            gt (np.ndarray | Tensor): (H, W), 0/1, ``ignore_index`` =
+                ignored.
 
         Returns:
             float: ``|pred & gt| / |pred | gt|`` in [0, 1] over non-ignored
             pixels; ``empty_iou`` when the union is empty.
+
+        Raises:
+            ValueError: For masks of different shapes or other values (see
+                :func:`~mmrsrefseg.evaluation.functional.count_pixels`).
         """
-        valid = gt != self.ignore_index
-        pred = (pred != 0) & valid
-        gt = (gt == 1) & valid
-        union = int(np.count_nonzero(pred | gt))
-        if union == 0:
-            return self.empty_iou
-        return int(np.count_nonzero(pred & gt)) / union
+        counts = count_pixels(pred, gt, self.ignore_index)
+        return float(
+            sample_ious([counts.intersection], [counts.union],
+                        self.empty_iou)[0])
 
     def render_datasample(self,
                           image: np.ndarray,
@@ -458,6 +374,8 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                     colorbars.append(len(panels))
                     panels.append(self.draw_heatmap(image, heat))
                     titles.append(title)
+        if not with_labels:
+            return np.concatenate(panels, axis=1)
         info = [
             f'{label} {meta[k]}'
             for k, label in (('ref_id', 'ref'), ('sent_id', 'sent'),
@@ -465,12 +383,11 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         ]
         if gt is not None and pred is not None:
             info.append(f'IoU {self.compute_iou(pred, gt):.3f}')
-        if not with_labels:
-            return np.concatenate(panels, axis=1)
         lines = [f'"{meta["text"]}"'] if meta.get('text') else []
         if info:
             lines.append(', '.join(info))
-        return self._compose(panels, titles, lines, colorbars)
+        return compose_panels(panels, titles, lines,
+                              [(k, self.colorize) for k in colorbars])
 
     def render_activations(self,
                            image: np.ndarray,
@@ -520,60 +437,8 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         if info:
             lines.append(info)
         titles = ['prediction'] + list(ACTIVATION_TITLES.values())
-        return self._compose(panels, titles, lines, colorbars=[1, 2])
-
-    def _compose(self,
-                 panels: List[np.ndarray],
-                 titles: List[str],
-                 lines: List[str],
-                 colorbars: Sequence[int] = ()) -> Image:
-        """Panels of equal size side by side under a dark header.
-
-        The header holds ``lines`` (wrapped to the whole width), then each
-        panel's title (wrapped to the panel width) and, for the panels in
-        ``colorbars``, a colour bar from 0 (left) to 1 (right).
-        """
-        body = np.concatenate(panels, axis=1)
-        w = panels[0].shape[1]
-        scale, thick = _text_style(w)
-        pad = max(3, int(round(w / 100.)))
-        line_h = _line_height(scale, thick)
-        lines = [
-            wrapped for line in lines
-            for wrapped in _wrap(line, body.shape[1] - 2 * pad, scale, thick)
-        ]
-        title_lines = [_wrap(t, w - 2 * pad, scale, thick) for t in titles]
-        num_title_lines = max(len(t) for t in title_lines)
-        bar_h = line_h if colorbars else 0
-        header_h = (len(lines) + num_title_lines) * line_h + bar_h + pad
-        header = np.full((header_h, body.shape[1], 3), 32, dtype=np.uint8)
-        self._put_lines(header, lines, pad, pad, line_h, scale, thick)
-        title_y = pad + len(lines) * line_h
-        for k, t_lines in enumerate(title_lines):
-            self._put_lines(header, t_lines, k * w + pad, title_y, line_h,
-                            scale, thick)
-        bar_y = title_y + num_title_lines * line_h
-        for k in colorbars:
-            self._draw_colorbar(header, k * w + pad, (k + 1) * w - pad, bar_y,
-                                line_h, scale, thick)
-        return np.concatenate([header, body], axis=0)
-
-    def _draw_colorbar(self, canvas: np.ndarray, x0: int, x1: int, y: int,
-                       line_h: int, scale: float, thick: int) -> None:
-        """Colour bar labelled 0 and 1 between columns x0 and x1."""
-        (w0, text_h), _ = cv2.getTextSize('0', _FONT, scale, thick)
-        (w1, _), _ = cv2.getTextSize('1', _FONT, scale, thick)
-        gap = max(2, w0 // 2)
-        bar_x0, bar_x1 = x0 + w0 + gap, x1 - w1 - gap
-        if bar_x1 - bar_x0 < 2:
-            return
-        bar_h = max(2, text_h)
-        bar = self.colorize(
-            np.repeat(np.linspace(0., 1., bar_x1 - bar_x0)[None], bar_h, 0))
-        canvas[y:y + bar_h, bar_x0:bar_x1] = bar
-        for label, x in (('0', x0), ('1', bar_x1 + gap)):
-            cv2.putText(canvas, label, (x, y + text_h), _FONT, scale,
-                        (255, 255, 255), thick, cv2.LINE_AA)
+        return compose_panels(panels, titles, lines, [(1, self.colorize),
+                                                      (2, self.colorize)])
 
     @master_only
     def add_datasample(self,

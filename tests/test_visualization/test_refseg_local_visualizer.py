@@ -1,6 +1,7 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
 """RefSegLocalVisualizer: overlay pixels, side-by-side layout, IoU."""
 import itertools
+import json
 
 import cv2
 import numpy as np
@@ -10,7 +11,10 @@ from mmengine.structures import PixelData
 from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 
+from mmrsrefseg.evaluation import RefSegIoUMetric
 from mmrsrefseg.visualization import RefSegLocalVisualizer
+from mmrsrefseg.visualization.captions import (MAX_LINES, PLACEHOLDER,
+                                               printable, text_style, wrap)
 
 _names = itertools.count()
 
@@ -106,6 +110,72 @@ def test_banner_text():
     assert np.diff(rows_with_text).max() > 3  # two separate text lines
 
 
+def text_rows(picture):
+    """Row groups holding white glyph pixels (one group per text line)."""
+    rows = np.nonzero((picture >= 230).all(axis=2).any(axis=1))[0]
+    if rows.size == 0:
+        return 0
+    return 1 + int((np.diff(rows) > 1).sum())
+
+
+def test_banner_bounded_for_a_long_expression():
+    vis = make_visualizer()
+    image = np.full((400, 400, 3), 120, np.uint8)
+    mask = np.zeros((400, 400), np.uint8)
+    text = ' '.join(f'word{i}' for i in range(600))  # 600 words
+    out = vis.draw_overlay(image, mask, text=text)
+    changed = np.nonzero((out != image).any(axis=(1, 2)))[0]
+    # the banner stays within the top third; the rest of the image is
+    # untouched
+    assert changed.min() == 0 and changed.max() < 400 // 3
+    np.testing.assert_array_equal(out[400 // 3:], image[400 // 3:])
+    assert text_rows(out[:changed.max() + 1]) == MAX_LINES == 4
+    style = text_style(400)
+    lines = wrap([text], 400 - 2 * style.pad, style)
+    assert len(lines) == 4 and lines[-1].endswith(' …')
+    assert lines[0].startswith('word0 word1 ')
+    # a later paragraph keeps its line when the first is cut
+    lines = wrap([text, 'ref 7, IoU 0.500'], 400 - 2 * style.pad, style)
+    assert len(lines) == 4 and lines[-1] == 'ref 7, IoU 0.500'
+    assert lines[-2].endswith(' …')
+    # a low image: a single line, at most a third of its height
+    low = np.full((60, 400, 3), 120, np.uint8)
+    out = vis.draw_overlay(low, np.zeros((60, 400), np.uint8), text=text)
+    changed = np.nonzero((out != low).any(axis=(1, 2)))[0]
+    assert changed.max() < 30 and text_rows(out[:30]) == 1
+    # the header above side-by-side panels is bounded too
+    image = random_image(60, 80)
+    zeros = np.zeros((60, 80), np.float32)
+    heights = [
+        vis.render_activations(image, zeros, zeros, zeros, text=t).shape[0]
+        for t in (text, text + ' more words')
+    ]
+    assert heights[0] == heights[1]
+
+
+def test_non_ascii_text_is_drawn_not_question_marks():
+    vis = make_visualizer()
+    image = np.full((200, 400, 3), 120, np.uint8)
+    mask = np.zeros((200, 400), np.uint8)
+
+    def banner(text):
+        return vis.draw_overlay(image, mask, text=text)[:60]
+
+    # letters the font has are drawn as themselves
+    accented = banner('the café near the naïve ship')
+    for other in ('the caf? near the na?ve ship',
+                  'the cafe near the naive ship'):
+        assert (accented != banner(other)).any()
+    assert printable('café Ж ß °') == 'café Ж ß °'
+    # emoji and CJK (not in the font): a visible placeholder, never '?'
+    assert printable('ship 🚢 港') == f'ship {PLACEHOLDER} {PLACEHOLDER}'
+    emoji = banner('ship 🚢')
+    for marks in ('?', '??', '???', '????'):  # cv2's Hershey font: ???
+        assert (emoji != banner(f'ship {marks}')).any()
+    assert (emoji != banner('ship')).any()  # something is drawn
+    np.testing.assert_array_equal(emoji, banner(f'ship {PLACEHOLDER}'))
+
+
 def sample(gt, pred, **meta):
     s = SegDataSample(metainfo=meta)
     if gt is not None:
@@ -126,6 +196,35 @@ def test_compute_iou():
     empty = np.zeros((50, 70), np.uint8)
     assert vis.compute_iou(empty, empty) == 1.0
     assert make_visualizer(empty_iou=0.0).compute_iou(empty, empty) == 0.0
+    with pytest.raises(ValueError, match='binary'):
+        vis.compute_iou(pred * 2, gt)
+
+
+def test_compute_iou_is_the_metric_iou(tmp_path):
+    """The IoU on a picture is the one in the metric's report."""
+    rng = np.random.default_rng(5)
+    vis = make_visualizer()
+    samples = []
+    for i in range(5):
+        gt = (rng.random((31, 47)) < 0.4).astype(np.int64)
+        gt[rng.random((31, 47)) < 0.05] = 255
+        pred = (rng.random((31, 47)) < 0.5).astype(np.float32)
+        samples.append(
+            dict(
+                pred_sem_seg=dict(data=torch.from_numpy(pred)[None]),
+                gt_sem_seg=dict(data=torch.from_numpy(gt)[None]),
+                ref_id=i,
+                image_id=i,
+                text='t'))
+    out = tmp_path / 'report.json'
+    metric = RefSegIoUMetric(output_file=str(out))
+    metric.process({}, samples)
+    metric.compute_metrics(metric.results)
+    report = json.loads(out.read_text())['samples']
+    for s, entry in zip(samples, report):
+        assert vis.compute_iou(s['pred_sem_seg']['data'][0],
+                               s['gt_sem_seg']['data'][0]) == entry['iou']
+    assert len({e['iou'] for e in report}) == 5
 
 
 def test_side_by_side(tmp_path):

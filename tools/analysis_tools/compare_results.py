@@ -30,10 +30,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmrsrefseg.evaluation.functional import (SIZE_NAMES,
+from mmrsrefseg.evaluation.functional import (SIZE_NAMES, category_rows,
                                               check_size_thresholds,
-                                              refseg_scores, sample_ious,
-                                              size_bounds, size_label)
+                                              sample_ious, scores_of,
+                                              size_bounds, size_label,
+                                              size_rows)
 
 #: Per-sample fields every report must have.
 REQUIRED_SAMPLE_KEYS = ('ref_id', 'text', 'intersection', 'union')
@@ -128,7 +129,7 @@ def load_report(path: str) -> dict:
         pr_thresholds=thresholds,
         strict_pr=summary['pr_rule'] == 'IoU > X',
         empty_iou=float(summary['empty_iou']))
-    rebuilt = scores_of(samples, range(len(samples)), settings)
+    rebuilt = scores_of(samples, settings)
     for key, value in rebuilt.items():
         if abs(summary[key] - value) > 1e-9:
             raise ValueError(f'{path}: summary {key}={summary[key]} but its '
@@ -136,16 +137,6 @@ def load_report(path: str) -> dict:
                              'file was edited or truncated')
     report['settings'] = settings
     return report
-
-
-def scores_of(samples: List[dict], index: Sequence[int],
-              settings: dict) -> Dict[str, float]:
-    """oIoU / mIoU / Pr@X (percent) of ``samples[i] for i in index``."""
-    index = list(index)
-    inter = [samples[i]['intersection'] for i in index]
-    union = [samples[i]['union'] for i in index]
-    return refseg_scores(inter, union, settings['pr_thresholds'],
-                         settings['strict_pr'], settings['empty_iou'])
 
 
 def sample_keys(samples: List[dict]) -> List[Tuple]:
@@ -222,66 +213,72 @@ def overall_section(reports: List[dict], names: List[str]) -> List[str]:
         4) + ['']
 
 
-def group_section(title: str, label: str, groups: List[Tuple[str, List]],
-                  reports: List[dict], names: List[str],
+def group_section(title: str, label: str, groups: List[Tuple[object, str]],
+                  rows: List[Dict[object, dict]], names: List[str],
                   metrics: List[str]) -> List[str]:
     """One table per metric: groups as rows, reports as columns.
 
     Args:
         title (str): Section title.
         label (str): Header of the group column.
-        groups (list[tuple[str, list[list[int]]]]): Per group its row
-            label and, per report, the indices of its samples.
-        reports (list[dict]): Loaded reports.
+        groups (list[tuple[object, str]]): Per group its key and row label.
+        rows (list[dict]): Per report, its breakdown rows
+            (:func:`category_rows` / :func:`size_rows`) by group key; a
+            report without samples in a group has no row for it.
         names (list[str]): Column names.
         metrics (list[str]): Metric keys.
     """
     lines = [f'## {title}', '']
     for metric in metrics:
-        rows = []
-        for row_label, per_report in groups:
-            values = []
-            for report, index in zip(reports, per_report):
-                scores = scores_of(report['samples'], index,
-                                   report['settings']) if index else {}
-                values.append(scores.get(metric))
-            counts = sorted({len(index) for index in per_report})
-            rows.append([cell(row_label), '/'.join(map(str, counts))] +
-                        bold_best(values))
+        table = []
+        for key, row_label in groups:
+            found = [by_key.get(key, {}) for by_key in rows]
+            counts = sorted({row.get('num_samples', 0) for row in found})
+            table.append([cell(row_label), '/'.join(map(str, counts))] +
+                         bold_best([row.get(metric) for row in found]))
         lines += [f'**{metric}**', '']
         lines += markdown_table([label, 'samples'] + [cell(n) for n in names],
-                                rows, 1) + ['']
+                                table, 1) + ['']
     return lines
 
 
-def category_groups(reports: List[dict]) -> List[Tuple[str, List]]:
-    """Per category id (ascending) its name and each report's indices."""
-    names: Dict[int, str] = {}
+def category_section(reports: List[dict], names: List[str],
+                     metrics: List[str]) -> List[str]:
+    """Per-category tables; categories by ascending id, named as in the
+    first report that has them."""
+    category_names: Dict[int, str] = {}
     for report in reports:
         for sample in report['samples']:
-            cid = sample.get('category_id')
+            cid = sample['category_id']
             if cid is not None:
-                names.setdefault(cid, sample.get('category') or f'{cid}')
-    groups = []
-    for cid in sorted(names):
-        per_report = [[
-            i for i, s in enumerate(r['samples'])
-            if s.get('category_id') == cid
-        ] for r in reports]
-        groups.append((names[cid], per_report))
-    return groups
+                category_names.setdefault(cid,
+                                          sample.get('category') or f'{cid}')
+    if not category_names:
+        return [
+            '## Per category', '',
+            'No sample carries a category (dataset without categories).', ''
+        ]
+    rows = [{
+        row['category_id']: row
+        for row in category_rows(r['samples'], r['settings'],
+                                 category_names.__getitem__)
+    } for r in reports]
+    groups = [(cid, category_names[cid]) for cid in sorted(category_names)]
+    return group_section('Per category', 'category', groups, rows, names,
+                         metrics)
 
 
-def size_groups(reports: List[dict],
-                thresholds: Tuple[float, float]) -> List[Tuple[str, List]]:
-    """Per size bin (small to large) its label and each report's indices."""
-    labels = [[size_label(s['gt_area'], thresholds) for s in r['samples']]
-              for r in reports]
+def size_section(reports: List[dict], names: List[str], metrics: List[str],
+                 thresholds: Tuple[float, float]) -> List[str]:
+    """Per-size tables (small to large), sizes that no report has left
+    out."""
+    rows = [{
+        row['size']: row
+        for row in size_rows(r['samples'], thresholds, r['settings'])
+    } for r in reports]
     groups = []
     for name in SIZE_NAMES:
-        per_report = [[i for i, lab in enumerate(lbl) if lab == name]
-                      for lbl in labels]
-        if any(per_report):
+        if any(name in by_size for by_size in rows):
             low, high = size_bounds(name, thresholds)
             if high is None:
                 area = f'area >= {low:g}'
@@ -289,8 +286,10 @@ def size_groups(reports: List[dict],
                 area = f'area < {high:g}'
             else:
                 area = f'{low:g} <= area < {high:g}'
-            groups.append((f'{name} ({area})', per_report))
-    return groups
+            groups.append((name, f'{name} ({area})'))
+    return group_section(
+        'Per object size (ground-truth area in pixels at the original '
+        'resolution)', 'size', groups, rows, names, metrics)
 
 
 def difference_section(reports: List[dict], names: List[str], top_k: int,
@@ -408,16 +407,7 @@ def compare(reports: List[dict],
             'breakdown was added).', ''
         ]
     else:
-        groups = category_groups(reports)
-        if groups:
-            lines += group_section('Per category', 'category', groups, reports,
-                                   names, list(metrics))
-        else:
-            lines += [
-                '## Per category', '',
-                'No sample carries a category (dataset without categories).',
-                ''
-            ]
+        lines += category_section(reports, names, list(metrics))
     no_area = lacking('gt_area')
     if no_area:
         lines += [
@@ -426,10 +416,7 @@ def compare(reports: List[dict],
             'was added).', ''
         ]
     else:
-        lines += group_section(
-            'Per object size (ground-truth area in pixels at the original '
-            'resolution)', 'size', size_groups(reports, thresholds), reports,
-            names, list(metrics))
+        lines += size_section(reports, names, list(metrics), thresholds)
     if top_k > 0 and len(reports) > 1:
         lines += difference_section(reports, names, top_k, thresholds)
     return '\n'.join(lines)

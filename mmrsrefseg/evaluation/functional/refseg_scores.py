@@ -2,9 +2,10 @@
 """oIoU / mIoU / Pr@X from per-sample pixel counts, and object-size bins.
 
 Shared by :class:`~mmrsrefseg.evaluation.RefSegIoUMetric` (overall, per
-category and per size) and ``tools/analysis_tools/compare_results.py``
-(which rebuilds every table from the per-sample records of the JSON
-reports), so both give the same numbers.
+category and per size), ``tools/analysis_tools/compare_results.py`` (which
+rebuilds every table from the per-sample records of the JSON reports) and
+:class:`~mmrsrefseg.visualization.RefSegLocalVisualizer` (the IoU written on
+a picture), so all give the same numbers.
 """
 from collections import OrderedDict
 from numbers import Real

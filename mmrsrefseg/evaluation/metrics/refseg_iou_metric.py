@@ -1,25 +1,18 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-import json
 import logging
-import os.path as osp
-from functools import lru_cache
 from numbers import Integral, Real
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 from mmengine.dist import is_main_process
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
-from mmengine.utils import mkdir_or_exist
 from mmseg.registry import METRICS
-from prettytable import PrettyTable
 from torch import Tensor
 
-from ..functional import (SIZE_NAMES, check_size_thresholds, refseg_scores,
-                          sample_ious, size_bounds, size_label)
+from ..functional import (category_rows, check_size_thresholds, count_pixels,
+                          log_breakdown, log_summary, sample_entries,
+                          scores_of, size_rows, write_report)
 
 #: Metainfo keys every sample must carry; copied into its record.
 _ID_KEYS = ('ref_id', 'image_id', 'text')
@@ -36,38 +29,6 @@ def _to_builtin(value: Any) -> Any:
     if isinstance(value, Tensor) and value.numel() == 1:
         return value.item()
     return value
-
-
-def _count_nonzero(mask: np.ndarray) -> int:
-    """Number of non-zero elements of a C-contiguous 2-D bool / uint8 array.
-
-    ``cv2.countNonZero`` (single thread, about 1.4x faster than
-    ``np.count_nonzero`` on 800x800 masks), numpy for what OpenCV does not
-    take (empty masks, more than 2**31 - 1 elements).
-    """
-    if 0 < mask.size < 2**31:
-        return cv2.countNonZero(mask.view(np.uint8))
-    return int(np.count_nonzero(mask))
-
-
-@lru_cache(maxsize=64)
-def _nearest_exact_index(in_size: int, out_size: int) -> np.ndarray:
-    """Source indices of torch's ``'nearest-exact'`` resize along one axis.
-
-    Obtained by resizing the ramp ``0 .. in_size - 1`` (exact in float32)
-    with ``F.interpolate`` itself, so the gather ``x[rows][:, cols]`` is
-    bit-identical to ``F.interpolate(x, (h, w), mode='nearest-exact')``.
-
-    Args:
-        in_size (int): Input length in pixels.
-        out_size (int): Output length in pixels.
-
-    Returns:
-        np.ndarray: int64 indices in [0, in_size) of shape (out_size, ).
-    """
-    ramp = torch.arange(in_size, dtype=torch.float32).view(1, 1, in_size)
-    index = F.interpolate(ramp, size=out_size, mode='nearest-exact')
-    return index.view(-1).to(torch.int64).numpy()
 
 
 @METRICS.register_module()
@@ -135,12 +96,13 @@ class RefSegIoUMetric(BaseMetric):
     from both prediction and ground truth before counting (after the
     resize for the 480x480 protocol).
 
-    Speed: masks on the CPU are counted in one thread (numpy comparisons
-    on uint8 / bool, ``cv2.countNonZero``), so the metric never waits on
-    torch's intra-op threads, which stall when the CPU is shared (e.g. with
-    dataloader workers); masks on a GPU are counted there with torch and
-    come back in one transfer. Both give the same integers (tested against
-    a plain reference).
+    Speed: pixels are counted by
+    :func:`~mmrsrefseg.evaluation.functional.count_pixels`, in one thread
+    on the CPU (numpy comparisons on uint8 / bool, ``cv2.countNonZero``),
+    so the metric never waits on torch's intra-op threads, which stall when
+    the CPU is shared (e.g. with dataloader workers); masks on a GPU are
+    copied to the CPU first. The counts equal a plain reference
+    computation bit for bit (tested).
 
     Distributed evaluation: ``process`` appends exactly one record per
     sample, in dataloader order, so mmengine's ``collect_results``
@@ -315,50 +277,24 @@ class RefSegIoUMetric(BaseMetric):
             if key not in data_sample:
                 raise KeyError(f'RefSegIoUMetric: sample {where} has no '
                                f'"{key}"; got keys {sorted(data_sample)}')
-        pred = self._as_2d(data_sample['pred_sem_seg']['data'], 'pred', where)
-        gt = self._as_2d(data_sample['gt_sem_seg']['data'], 'gt', where)
-        if pred.shape != gt.shape:
-            raise ValueError(f'RefSegIoUMetric: sample {where}: prediction '
-                             f'shape {tuple(pred.shape)} != ground-truth '
-                             f'shape {tuple(gt.shape)}')
+        gt = data_sample['gt_sem_seg']['data']
+        try:
+            counts = count_pixels(data_sample['pred_sem_seg']['data'], gt,
+                                  self.ignore_index, self.eval_size)
+        except ValueError as err:
+            raise ValueError(
+                f'RefSegIoUMetric: sample {where}: {err}') from None
         ori_shape = data_sample.get('ori_shape')
-        if ori_shape is not None and tuple(ori_shape[:2]) != tuple(gt.shape):
+        if ori_shape is not None and tuple(ori_shape[:2]) != tuple(
+                gt.shape[-2:]):
             raise ValueError(f'RefSegIoUMetric: sample {where}: masks of '
-                             f'shape {tuple(gt.shape)} are not at the '
+                             f'shape {tuple(gt.shape[-2:])} are not at the '
                              f'original resolution ori_shape={ori_shape}')
-        if gt.dtype.is_floating_point or gt.dtype.is_complex:
-            raise ValueError(f'RefSegIoUMetric: sample {where}: gt_sem_seg '
-                             f'must be an integer/bool mask, got {gt.dtype}')
-        if pred.dtype.is_complex:
-            raise ValueError(f'RefSegIoUMetric: sample {where}: pred_sem_seg '
-                             f'must be a real 0/1 mask, got {pred.dtype}')
         record = {k: _to_builtin(data_sample[k]) for k in _ID_KEYS}
         for key in _OPTIONAL_KEYS:
             record[key] = _to_builtin(data_sample.get(key))
         self._check_category(record['category_id'], where)
-
-        pred, gt = pred.detach(), gt.detach().to(pred.device)
-        if pred.device.type == 'cpu':
-            stats = self._pixel_counts_numpy(pred, gt)
-        else:
-            stats = self._pixel_counts_torch(pred, gt)
-        if not stats['gt_in_range'] or (stats['gt_one'] + stats['gt_zero'] +
-                                        stats['gt_ign'] != gt.numel()):
-            raise ValueError(
-                f'RefSegIoUMetric: sample {where}: gt_sem_seg must hold only '
-                f'0, 1 and ignore_index={self.ignore_index}, got values '
-                f'{torch.unique(gt).tolist()[:10]}')
-        if not stats['pred_binary']:
-            values = torch.unique(pred).tolist()
-            raise ValueError(
-                f'RefSegIoUMetric: sample {where}: pred_sem_seg must be a '
-                f'binary 0/1 mask, got values in [{min(values)}, '
-                f'{max(values)}], e.g. {values[:5]} (threshold the logits '
-                'first)')
-        inter, p_area, g_area = stats['inter'], stats['pred'], stats['gt']
-        record['intersection'] = int(inter)
-        record['union'] = int(p_area + g_area - inter)
-        record['gt_area'] = int(stats['gt_one'])
+        record.update(counts._asdict())
         return record
 
     def _check_category(self, category_id: Any, where: str) -> None:
@@ -380,205 +316,6 @@ class RefSegIoUMetric(BaseMetric):
                 f'RefSegIoUMetric: sample {where}: category_id {category_id} '
                 f'does not index the {len(classes)} classes of the '
                 f'dataset metainfo ({", ".join(map(str, classes[:3]))}, ...)')
-
-    def _pixel_counts_numpy(self, pred: Tensor, gt: Tensor) -> Dict[str, Any]:
-        """Pixel counts of one sample on the CPU (single thread).
-
-        Every comparison is a numpy ufunc on uint8 / bool arrays and every
-        count a :func:`_count_nonzero`; only a ground truth wider than uint8
-        is read once more for its range check (the maximum of its unsigned
-        view, which also catches negative values) before the uint8 cast.
-        The prediction is binary when ``#(pred == 1) + #(pred == 0) = H*W``,
-        which is exact for any real dtype (NaN and fractions fail it).
-
-        Args:
-            pred (Tensor): CPU prediction of shape (H, W), real dtype.
-            gt (Tensor): CPU ground truth of shape (H, W), integer or bool.
-
-        Returns:
-            dict: See :meth:`_pixel_counts_torch`.
-        """
-        numel = gt.numel()
-        if gt.dtype == torch.bool:
-            gt8 = np.ascontiguousarray(gt.numpy()).view(np.uint8)
-            in_range = True
-        else:
-            gt_np = np.ascontiguousarray(gt.numpy())
-            if gt_np.dtype == np.uint8:
-                in_range = True
-            elif gt_np.dtype.itemsize == 1:  # int8: -1 would cast to 255
-                in_range = bool(gt_np.min() >= 0)
-            else:  # negatives are huge in the unsigned view
-                unsigned = gt_np.view(f'u{gt_np.dtype.itemsize}')
-                in_range = bool(unsigned.max() <= 255)
-            gt8 = gt_np.astype(np.uint8, copy=False)
-        g = gt8 == 1
-        gt_one = _count_nonzero(g)
-        gt_nonzero = _count_nonzero(gt8)
-        ign = None
-        gt_ign = 0
-        if self.ignore_index is not None:
-            ign = gt8 == self.ignore_index
-            gt_ign = _count_nonzero(ign)
-            if gt_ign == 0:
-                ign = None
-
-        if pred.dtype == torch.bool:
-            p = np.ascontiguousarray(pred.numpy())
-            pred_area = _count_nonzero(p)
-            pred_binary = True
-        else:
-            if pred.dtype.is_floating_point and pred.dtype not in (
-                    torch.float32, torch.float64):
-                pred = pred.float()  # exact for float16 / bfloat16
-            pred_np = np.ascontiguousarray(pred.numpy())
-            p = pred_np == 1
-            pred_area = _count_nonzero(p)
-            pred_binary = pred_area + _count_nonzero(pred_np == 0) == numel
-
-        if self.eval_size is not None:
-            rows = _nearest_exact_index(gt8.shape[0], self.eval_size[0])
-            cols = _nearest_exact_index(gt8.shape[1], self.eval_size[1])
-            p = p[rows][:, cols]
-            g8_small = gt8[rows][:, cols]
-            g = g8_small == 1
-            ign = None
-            if gt_ign > 0:
-                ign = g8_small == self.ignore_index
-            gt_area = _count_nonzero(g)
-            pred_area = _count_nonzero(p)
-        else:
-            gt_area = gt_one
-        if ign is not None:  # g (gt == 1) already excludes ignored pixels
-            pred_area -= _count_nonzero(p & ign)
-        return dict(
-            gt_in_range=in_range,
-            gt_one=gt_one,
-            gt_zero=numel - gt_nonzero,
-            gt_ign=gt_ign,
-            pred_binary=bool(pred_binary),
-            inter=_count_nonzero(p & g),
-            pred=pred_area,
-            gt=gt_area)
-
-    def _pixel_counts_torch(self, pred: Tensor, gt: Tensor) -> Dict[str, Any]:
-        """Pixel counts of one sample, computed with torch on its device.
-
-        Used for masks on a GPU (CPU masks go to
-        :meth:`_pixel_counts_numpy`, which gives the same integers). All
-        reductions come back in one transfer; :meth:`_process_one`
-        validates them afterwards. Values are checked without a comparison
-        pass per value: the ground truth (range-checked, then cast to
-        uint8) must split into #0 + #1 + #ignore = H*W pixels, and a
-        prediction within [0, 1] whose sum equals its non-zero count holds
-        only 0 and 1. Comparisons are written as uint8 bitwise ops
-        (``logical_not(x ^ v)`` is ``x == v``).
-
-        Args:
-            pred (Tensor): Prediction of shape (H, W), real dtype.
-            gt (Tensor): Ground truth of shape (H, W), integer or bool, on
-                the device of ``pred``.
-
-        Returns:
-            dict: ``gt_in_range`` (bool, all values in [0, 255] before the
-            uint8 cast), ``gt_one``, ``gt_zero``, ``gt_ign`` (int pixel
-            counts of the values 1, 0 and ``ignore_index`` at the original
-            resolution), ``pred_binary`` (bool, only 0/1 values), and
-            ``inter``, ``pred``, ``gt`` (int I, |pred|, |gt| after ignore
-            masking and resizing).
-        """
-        # float32 sums of 0/1 are exact below 2**24 pixels (and fast)
-        acc = torch.float32 if gt.numel() < 2**24 else torch.float64
-
-        def count(mask: Tensor) -> Tensor:
-            return mask.view(torch.uint8).sum(dtype=acc)
-
-        stats: Dict[str, Tensor] = {}
-        if gt.dtype == torch.bool:
-            gt8 = gt.view(torch.uint8)
-        elif gt.dtype == torch.uint8:
-            gt8 = gt
-        else:  # the uint8 cast must not wrap (e.g. 256 -> 0)
-            gt_min, gt_max = torch.aminmax(gt)
-            stats['gt_out'] = (gt_min < 0) | (gt_max > 255)
-            gt8 = gt.to(torch.uint8)
-        g = torch.logical_not(gt8 ^ 1)
-        stats['gt_one'] = count(g)
-        stats['gt_zero'] = count(torch.logical_not(gt8))
-        ign = None
-        if self.ignore_index is not None:
-            ign = torch.logical_not(gt8 ^ self.ignore_index)
-            stats['gt_ign'] = count(ign)
-        else:
-            stats['gt_ign'] = torch.zeros((), dtype=acc, device=gt.device)
-
-        p = pred if pred.dtype == torch.bool else pred.bool()
-        if pred.dtype != torch.bool:
-            pred_min, pred_max = torch.aminmax(pred)
-            bad = (pred_min < 0) | (pred_max > 1)
-            if pred.dtype.is_floating_point:
-                bad = bad | (pred.sum(dtype=acc) != count(p))
-            stats['pred_bad'] = bad
-
-        if self.eval_size is not None:
-            p, g, ign = self._resize(p, g, ign)
-            stats['gt'] = count(g)
-        else:
-            stats['gt'] = stats['gt_one']
-        if ign is not None:
-            p = p & ~ign  # g (gt == 1) already excludes ignored pixels
-        stats['inter'] = count(p & g)
-        stats['pred'] = count(p)
-        values = dict(
-            zip(stats,
-                torch.stack([v.to(acc) for v in stats.values()]).tolist()))
-        result = {k: int(values[k]) for k in ('gt_one', 'gt_zero', 'gt_ign')}
-        result.update(
-            gt_in_range=not values.get('gt_out', 0.0),
-            pred_binary=not values.get('pred_bad', 0.0),
-            inter=int(values['inter']),
-            pred=int(values['pred']),
-            gt=int(values['gt']))
-        return result
-
-    def _resize(
-            self, pred: Tensor, gt: Tensor, ignore: Optional[Tensor]
-    ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-        """Nearest-neighbour (pixel-centre) resize to ``self.eval_size``.
-
-        Args:
-            pred (Tensor): Bool prediction of shape (H, W).
-            gt (Tensor): Bool foreground of shape (H, W).
-            ignore (Tensor, optional): Bool ignore mask of shape (H, W).
-
-        Returns:
-            tuple[Tensor, Tensor, Tensor | None]: The three bool masks of
-            shape ``eval_size``.
-        """
-        # Encode gt/ignore in one channel (0 bg, 1 fg, 2 ignore) so a
-        # single uint8 interpolation resizes everything consistently.
-        code = gt.to(torch.uint8)
-        if ignore is not None:
-            code = code + ignore.to(torch.uint8) * 2
-        stacked = torch.stack([pred.to(torch.uint8), code])[None]
-        resized = F.interpolate(
-            stacked, size=self.eval_size, mode='nearest-exact')[0]
-        ignore_out = resized[1] == 2 if ignore is not None else None
-        return resized[0] == 1, resized[1] == 1, ignore_out
-
-    @staticmethod
-    def _as_2d(mask: Any, name: str, where: str) -> Tensor:
-        """Check a (1, H, W) or (H, W) tensor and return it as (H, W)."""
-        if not isinstance(mask, Tensor):
-            raise ValueError(f'RefSegIoUMetric: sample {where}: {name} mask '
-                             f'must be a torch.Tensor, got {type(mask)}')
-        if mask.dim() == 3 and mask.shape[0] == 1:
-            mask = mask[0]
-        if mask.dim() != 2:
-            raise ValueError(f'RefSegIoUMetric: sample {where}: {name} mask '
-                             'must have shape (1, H, W) or (H, W), got '
-                             f'{tuple(mask.shape)}')
-        return mask
 
     @staticmethod
     def _describe(data_sample: dict) -> str:
@@ -604,6 +341,16 @@ class RefSegIoUMetric(BaseMetric):
             return f'category {category_id}'
         return str(classes[category_id])
 
+    @property
+    def settings(self) -> dict:
+        """dict: ``pr_thresholds``, ``strict_pr`` and ``empty_iou``, as
+        :func:`~mmrsrefseg.evaluation.functional.refseg_scores` takes them.
+        """
+        return dict(
+            pr_thresholds=self.pr_thresholds,
+            strict_pr=self.strict_pr,
+            empty_iou=self.empty_iou)
+
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """Compute oIoU, mIoU and Pr@X (percent) from per-sample records.
 
@@ -626,158 +373,34 @@ class RefSegIoUMetric(BaseMetric):
         if len(results) == 0:
             raise ValueError('RefSegIoUMetric: no samples were evaluated; '
                              'check the dataloader and process()')
-        inter = np.array([r['intersection'] for r in results],
-                         dtype=np.float64)
-        union = np.array([r['union'] for r in results], dtype=np.float64)
-        metrics = self._scores(inter, union)
-
-        table = PrettyTable(field_names=['Metric', 'Value'])
-        table.align = 'l'
-        for key, value in metrics.items():
-            table.add_row([key, f'{value:.2f}'])
-        table.add_row(['samples', len(results)])
-        table.add_row(['protocol', self.protocol])
-        table.add_row(['Pr rule', self.pr_rule])
-        table.add_row(['empty IoU', self.empty_iou])
-        print_log('referring segmentation results:', logger)
-        print_log('\n' + table.get_string(), logger=logger)
-
-        sizes = [
-            size_label(r['gt_area'], self.size_thresholds) for r in results
-        ]
-        by_category: List[dict] = []
-        by_size: List[dict] = []
+        settings = self.settings
+        metrics = scores_of(results, settings)
+        log_summary(metrics, [('samples', len(results)),
+                              ('protocol', self.protocol),
+                              ('Pr rule', self.pr_rule),
+                              ('empty IoU', self.empty_iou)], logger)
+        breakdown = None
         if self.breakdown:
-            by_category = self._by_category(results, inter, union)
-            by_size = self._by_size(sizes, inter, union)
-            self._log_breakdown(by_category, by_size, results, logger)
-
+            breakdown = dict(
+                by_category=category_rows(results, settings,
+                                          self.category_name),
+                by_size=size_rows(results, self.size_thresholds, settings))
+            log_breakdown(breakdown['by_category'], breakdown['by_size'],
+                          len(results), list(metrics), logger)
         if self.output_file is not None and is_main_process():
-            self._dump(metrics, results,
-                       sample_ious(inter, union, self.empty_iou), sizes,
-                       by_category, by_size)
+            summary = dict(
+                metrics,
+                num_samples=len(results),
+                protocol=self.protocol,
+                pr_rule=self.pr_rule,
+                empty_iou=self.empty_iou,
+                size_thresholds=list(self.size_thresholds))
+            samples = sample_entries(results, self.empty_iou,
+                                     self.size_thresholds, self.category_name)
+            write_report(self.output_file, self.output_meta, summary,
+                         breakdown, samples)
             print_log(
                 f'per-sample results written to {self.output_file}',
                 logger=logger,
                 level=logging.INFO)
         return metrics
-
-    def _scores(self, inter: np.ndarray, union: np.ndarray) -> dict:
-        """oIoU / mIoU / Pr@X (percent) of the given samples' I and U."""
-        return refseg_scores(inter, union, self.pr_thresholds, self.strict_pr,
-                             self.empty_iou)
-
-    def _by_category(self, results: List[dict], inter: np.ndarray,
-                     union: np.ndarray) -> List[dict]:
-        """Rows ``{category_id, category, num_samples, <metrics>}`` of the
-        categories that have samples, by category id."""
-        groups: Dict[int, List[int]] = {}
-        for i, record in enumerate(results):
-            if record['category_id'] is not None:
-                groups.setdefault(record['category_id'], []).append(i)
-        rows = []
-        for category_id in sorted(groups):
-            index = groups[category_id]
-            rows.append(
-                dict(
-                    category_id=category_id,
-                    category=self.category_name(category_id),
-                    num_samples=len(index),
-                    **self._scores(inter[index], union[index])))
-        return rows
-
-    def _by_size(self, sizes: List[str], inter: np.ndarray,
-                 union: np.ndarray) -> List[dict]:
-        """Rows ``{size, min_area, max_area, num_samples, <metrics>}`` of
-        the size bins that have samples, small to large."""
-        labels = np.array(sizes)
-        rows = []
-        for name in SIZE_NAMES:
-            index = np.flatnonzero(labels == name)
-            if index.size == 0:
-                continue
-            low, high = size_bounds(name, self.size_thresholds)
-            rows.append(
-                dict(
-                    size=name,
-                    min_area=low,
-                    max_area=high,
-                    num_samples=int(index.size),
-                    **self._scores(inter[index], union[index])))
-        return rows
-
-    def _log_breakdown(self, by_category: List[dict], by_size: List[dict],
-                       results: List[dict], logger: MMLogger) -> None:
-        """Log the per-category and per-size tables."""
-        keys = ['oIoU', 'mIoU'] + [f'Pr@{t}' for t in self.pr_thresholds]
-        missing = sum(r['category_id'] is None for r in results)
-        if by_category:
-            table = PrettyTable(field_names=['Category', 'id', 'samples'] +
-                                keys)
-            table.align = 'r'
-            table.align['Category'] = 'l'
-            for row in by_category:
-                table.add_row(
-                    [row['category'], row['category_id'], row['num_samples']] +
-                    [f'{row[k]:.2f}' for k in keys])
-            print_log('per-category results:', logger)
-            print_log('\n' + table.get_string(), logger=logger)
-        if missing:
-            print_log(
-                f'{missing} of {len(results)} samples have no category_id '
-                'and are left out of the per-category table (counted overall '
-                'and per size)',
-                logger=logger)
-        table = PrettyTable(field_names=['Size', 'GT area (px)', 'samples'] +
-                            keys)
-        table.align = 'r'
-        table.align['Size'] = 'l'
-        for row in by_size:
-            low, high = row['min_area'], row['max_area']
-            area = f'>= {low}' if high is None else f'[{low}, {high})'
-            table.add_row([row['size'], area, row['num_samples']] +
-                          [f'{row[k]:.2f}' for k in keys])
-        print_log(
-            'per-size results (ground-truth area at the original '
-            'resolution):', logger)
-        print_log('\n' + table.get_string(), logger=logger)
-
-    def _dump(self, metrics: Dict[str, float], results: List[dict],
-              iou: np.ndarray, sizes: List[str], by_category: List[dict],
-              by_size: List[dict]) -> None:
-        """Write the JSON report described in the class docstring."""
-        summary = dict(metrics)
-        summary.update(
-            num_samples=len(results),
-            protocol=self.protocol,
-            pr_rule=self.pr_rule,
-            empty_iou=self.empty_iou,
-            size_thresholds=list(self.size_thresholds))
-        names = {
-            cid: self.category_name(cid)
-            for cid in {r['category_id']
-                        for r in results}
-        }
-        samples = [
-            dict(
-                ref_id=r['ref_id'],
-                sent_id=r['sent_id'],
-                image_id=r['image_id'],
-                text=r['text'],
-                category_id=r['category_id'],
-                category=names[r['category_id']],
-                gt_area=r['gt_area'],
-                size=size,
-                intersection=r['intersection'],
-                union=r['union'],
-                iou=float(v)) for r, v, size in zip(results, iou, sizes)
-        ]
-        report = dict(self.output_meta)
-        report['summary'] = summary
-        if self.breakdown:
-            report.update(by_category=by_category, by_size=by_size)
-        report['samples'] = samples
-        out_dir = osp.dirname(osp.abspath(self.output_file))
-        mkdir_or_exist(out_dir)
-        with open(self.output_file, 'w', encoding='utf-8') as f:
-            json.dump(report, f, indent=1, ensure_ascii=False)

@@ -1,14 +1,14 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""Pixel counting of RefSegIoUMetric: the CPU (numpy) and the torch (GPU)
-paths against a plain reference, over sizes, dtypes and protocols."""
+"""Pixel counting (``count_pixels``, used by RefSegIoUMetric and the
+visualiser) against a plain reference, over sizes, dtypes and protocols."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mmrsrefseg.evaluation import RefSegIoUMetric
-from mmrsrefseg.evaluation.metrics.refseg_iou_metric import \
-    _nearest_exact_index
+from mmrsrefseg.evaluation.functional import count_pixels
+from mmrsrefseg.evaluation.functional.pixel_counts import _nearest_exact_index
 
 PRED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64,
                torch.int64, torch.uint8, torch.bool)
@@ -48,13 +48,11 @@ def random_pair(rng, h, w, ignore_index):
     return torch.from_numpy(pred), torch.from_numpy(gt)
 
 
-def counts_of(metric, path, pred, gt):
-    """Run one counting path and return its validated (I, U, area)."""
-    stats = getattr(metric, path)(pred, gt)
-    assert stats['gt_in_range'] and stats['pred_binary']
-    assert stats['gt_one'] + stats['gt_zero'] + stats['gt_ign'] == gt.numel()
-    union = stats['pred'] + stats['gt'] - stats['inter']
-    return stats['inter'], union, stats['gt_one']
+def counts_of(pred, gt, eval_size, ignore_index):
+    """(I, U, gt area) from ``count_pixels`` (which raises on any value
+    other than 0/1 in the prediction and 0/1/ignore in the ground truth)."""
+    counts = count_pixels(pred, gt, ignore_index, eval_size)
+    return counts.intersection, counts.union, counts.gt_area
 
 
 def test_nearest_exact_index_is_torch_resize():
@@ -73,8 +71,6 @@ def test_counts_match_reference(eval_size):
     rng = np.random.default_rng(0 if eval_size is None else sum(eval_size))
     for case, (h, w) in enumerate(SIZES):
         ignore_index = (255, None, 100)[case % 3]
-        metric = RefSegIoUMetric(
-            eval_size=eval_size, ignore_index=ignore_index)
         pred, gt = random_pair(rng, h, w, ignore_index)
         ref = reference_counts(pred, gt, eval_size, ignore_index)
         pred_dtype = PRED_DTYPES[case % len(PRED_DTYPES)]
@@ -82,44 +78,46 @@ def test_counts_match_reference(eval_size):
         if gt_dtype == torch.int8 and ignore_index == 255:
             gt_dtype = torch.int16  # 255 does not fit in int8
         p, g = pred.to(pred_dtype), gt.to(gt_dtype)
-        for path in ('_pixel_counts_numpy', '_pixel_counts_torch'):
-            got = counts_of(metric, path, p, g)
-            assert got == ref, (path, h, w, pred_dtype, gt_dtype, eval_size)
+        got = counts_of(p, g, eval_size, ignore_index)
+        assert got == ref, (h, w, pred_dtype, gt_dtype, eval_size)
         if ignore_index is None:  # a bool ground truth holds only 0/1
-            for path in ('_pixel_counts_numpy', '_pixel_counts_torch'):
-                got = counts_of(metric, path, p, g.bool())
-                assert got == ref, (path, 'bool gt', h, w)
+            got = counts_of(p, g.bool(), eval_size, ignore_index)
+            assert got == ref, ('bool gt', h, w)
 
 
 def test_every_dtype_pair_and_strided_input():
     rng = np.random.default_rng(7)
     pred, gt = random_pair(rng, 61, 45, 255)
     for eval_size in (None, (30, 50)):
-        metric = RefSegIoUMetric(eval_size=eval_size)
         ref = reference_counts(pred, gt, eval_size, 255)
         for pred_dtype in PRED_DTYPES:
             for gt_dtype in (torch.int64, torch.int32, torch.uint8):
                 p, g = pred.to(pred_dtype), gt.to(gt_dtype)
-                for path in ('_pixel_counts_numpy', '_pixel_counts_torch'):
-                    assert counts_of(metric, path, p, g) == ref
+                assert counts_of(p, g, eval_size, 255) == ref
+                # numpy arrays (the visualiser's input) count the same
+                if pred_dtype != torch.bfloat16:
+                    assert counts_of(p.numpy(), g.numpy(), eval_size,
+                                     255) == ref
         # transposed (non-contiguous) views count like their copies
         ref_t = reference_counts(pred.t(), gt.t(), eval_size, 255)
         assert (ref_t != ref) == (eval_size is not None)
-        got = counts_of(metric, '_pixel_counts_numpy',
-                        pred.t().float(), gt.t())
+        got = counts_of(pred.t().float(), gt.t(), eval_size, 255)
+        assert got == ref_t
+        got = counts_of(pred.numpy().T, gt.numpy().T, eval_size, 255)
         assert got == ref_t
 
 
-def test_records_through_process_both_paths(monkeypatch):
-    """process() gives the reference I / U / gt area on either path."""
+def make_samples(device='cpu'):
+    """Three samples (17x23, 800x800, 787x800) on ``device`` and their
+    reference (I, U, gt area) at the original resolution and at 480x480."""
     rng = np.random.default_rng(3)
     samples, refs = [], []
     for i, (h, w) in enumerate(((17, 23), (800, 800), (787, 800))):
         pred, gt = random_pair(rng, h, w, 255)
         samples.append(
             dict(
-                pred_sem_seg=dict(data=pred[None].float()),
-                gt_sem_seg=dict(data=gt[None]),
+                pred_sem_seg=dict(data=pred[None].float().to(device)),
+                gt_sem_seg=dict(data=gt[None].to(device)),
                 ref_id=i,
                 image_id=i,
                 text='t',
@@ -128,19 +126,34 @@ def test_records_through_process_both_paths(monkeypatch):
             reference_counts(pred, gt, eval_size, 255)
             for eval_size in (None, (480, 480))
         ])
-    for torch_path in (False, True):
-        if torch_path:
-            monkeypatch.setattr(RefSegIoUMetric, '_pixel_counts_numpy',
-                                RefSegIoUMetric._pixel_counts_torch)
-        for k, eval_size in enumerate((None, (480, 480))):
-            metric = RefSegIoUMetric(eval_size=eval_size)
-            metric.process({}, samples)
-            got = [(r['intersection'], r['union'], r['gt_area'])
-                   for r in metric.results]
-            assert got == [ref[k] for ref in refs], (torch_path, eval_size)
+    return samples, refs
 
 
-@pytest.mark.parametrize('torch_path', [False, True])
+def records_of(samples, eval_size):
+    metric = RefSegIoUMetric(eval_size=eval_size)
+    metric.process({}, samples)
+    return [(r['intersection'], r['union'], r['gt_area'])
+            for r in metric.results]
+
+
+def test_records_through_process():
+    """process() gives the reference I / U / gt area."""
+    samples, refs = make_samples()
+    for k, eval_size in enumerate((None, (480, 480))):
+        got = records_of(samples, eval_size)
+        assert got == [ref[k] for ref in refs], eval_size
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_records_of_gpu_masks():
+    """Masks on a GPU are copied to the CPU and counted the same way."""
+    samples, refs = make_samples('cuda')
+    for k, eval_size in enumerate((None, (480, 480))):
+        got = records_of(samples, eval_size)
+        assert got == [ref[k] for ref in refs], eval_size
+
+
 @pytest.mark.parametrize(
     'pred_dtype,pred_value,gt_dtype,gt_value,match',
     [
@@ -162,11 +175,7 @@ def test_records_through_process_both_paths(monkeypatch):
         (torch.float32, 1.0, torch.uint8, 2, 'only'),
         (torch.float32, 1.0, torch.uint8, 254, 'only'),
     ])
-def test_bad_values_raise_on_both_paths(monkeypatch, torch_path, pred_dtype,
-                                        pred_value, gt_dtype, gt_value, match):
-    if torch_path:
-        monkeypatch.setattr(RefSegIoUMetric, '_pixel_counts_numpy',
-                            RefSegIoUMetric._pixel_counts_torch)
+def test_bad_values_raise(pred_dtype, pred_value, gt_dtype, gt_value, match):
     pred = torch.zeros(3, 4, dtype=pred_dtype)
     gt = torch.zeros(3, 4, dtype=gt_dtype)
     pred[1, 2] = pred_value
@@ -180,7 +189,7 @@ def test_bad_values_raise_on_both_paths(monkeypatch, torch_path, pred_dtype,
     with pytest.raises(ValueError, match=match) as err:
         RefSegIoUMetric().process({}, [sample])
     assert 'ref_id=9' in str(err.value)
-    # -0.0 is a valid 0 on both paths
+    # -0.0 is a valid 0
     pred = torch.zeros(3, 4)
     pred[0, 0] = -0.0
     sample.update(
