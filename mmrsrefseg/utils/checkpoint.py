@@ -139,8 +139,7 @@ def state_dict_of(checkpoint: dict, path: str) -> Dict[str, Tensor]:
     return dict(state)
 
 
-def key_problems(expected: Mapping[str, tuple],
-                 state: Mapping[str, Tensor],
+def key_problems(expected: Mapping, state: Mapping,
                  optional: Iterable[str] = ()) -> List[str]:
     """Compare a state dict with the expected keys and shapes.
 
