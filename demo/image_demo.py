@@ -18,13 +18,12 @@ activation. Example::
 Modified from mmsegmentation's ``demo/image_demo.py`` (Apache-2.0).
 """
 import argparse
-import os.path as osp
 
 import mmcv
 import numpy as np
 from mmengine.config import Config, DictAction
 
-from mmrsrefseg.apis import RefSegInferencer
+from mmrsrefseg.apis import RefSegInferencer, read_image_file
 
 
 def parse_args(argv=None):
@@ -37,6 +36,11 @@ def parse_args(argv=None):
         argparse.Namespace: ``image``, ``text``, ``config``, ``checkpoint``,
         ``device``, ``out_file``, ``out_mask``, ``opacity``,
         ``show_activation``, ``cfg_options``.
+
+    Raises:
+        SystemExit: For ``--help`` (code 0), and with an argparse message
+            (code 2) for an ``--opacity`` outside [0, 1] or an empty
+            expression.
     """
     parser = argparse.ArgumentParser(
         description='Referring segmentation of one image with RSRefSeg: '
@@ -95,11 +99,18 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not 0.0 <= args.opacity <= 1.0:
         parser.error(f'--opacity must lie in [0, 1], got {args.opacity}')
+    if not args.text.strip():
+        parser.error(f'the referring expression is empty: {args.text!r}')
     return args
 
 
 def main(argv=None):
     """Run the demo; print where the files went and the mask's size.
+
+    The image is read, and checked, before the model is built.
+
+    Args:
+        argv (list[str], optional): Arguments; ``sys.argv[1:]`` if None.
 
     Returns:
         dict: ``mask`` (uint8 (H, W) in {0, 1}), ``probability`` (float32
@@ -107,19 +118,26 @@ def main(argv=None):
         (H, W, 3), or (H + header, 3 W, 3) with ``--show-activation``);
         with ``--show-activation`` also ``global_activation`` and
         ``mean_local_activation`` (float32 (H, W) in [0, 1]).
+
+    Raises:
+        FileNotFoundError: If the image, config or checkpoint is missing.
+        ValueError: If the image file is empty (0 bytes) or does not decode
+            (not an image, corrupt or truncated), naming the file.
+        SystemExit: For bad arguments (see :func:`parse_args`).
     """
     args = parse_args(argv)
-    if not osp.isfile(args.image):
-        raise FileNotFoundError(f'Image not found: {args.image!r}')
+    # read (and so check) the image before the model is built: a missing,
+    # empty or undecodable file is an error naming it, at once
+    image = mmcv.bgr2rgb(read_image_file(args.image))
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     inferencer = RefSegInferencer(
         cfg, weights=args.checkpoint, device=args.device)
+    # the RGB array: the same prediction as the file (see RefSegInferencer)
     result = inferencer(
-        args.image, args.text, return_activations=args.show_activation)
+        image, args.text, return_activations=args.show_activation)
     mask = result['masks'][0]
-    image = mmcv.imread(args.image, channel_order='rgb')
     out = dict(mask=mask, probability=result['probabilities'][0])
     if args.show_activation:
         out['global_activation'] = result['global_activations'][0]

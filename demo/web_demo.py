@@ -24,8 +24,11 @@ and the page says how: grayscale and palette images to RGB, an alpha channel
 dropped, 16-bit / 32-bit / float images stretched to 8 bit between their
 2nd and 98th percentiles, images larger than ``--max-side`` downscaled
 (the model sees them at its input size, e.g. 1024 x 1024, anyway). Images
-above ``--max-pixels``, unreadable files and empty expressions get an error
-message on the page.
+above ``--max-pixels``, files that are not images (or are empty, corrupt or
+truncated) and empty expressions get the demo's own message on the page,
+naming the file as it was uploaded; an expression longer than the text
+encoder's token limit is segmented from its beginning, and the status line
+says so.
 """
 import argparse
 import glob
@@ -33,7 +36,7 @@ import os
 import os.path as osp
 import threading
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import cv2
 import gradio as gr
@@ -246,33 +249,55 @@ def to_rgb_uint8(image: Image.Image) -> Tuple[np.ndarray, List[str]]:
     return np.asarray(image.convert('RGB'), dtype=np.uint8), notes
 
 
+def _reason(err: Exception, path: str, name: str) -> str:
+    """``err``'s message with the server-side ``path`` shown as ``name``."""
+    return str(err).replace(path, name)
+
+
 def load_rgb(path: str,
              max_side: int = 2048,
-             max_pixels: float = 64e6) -> Tuple[np.ndarray, List[str]]:
+             max_pixels: float = 64e6,
+             name: Optional[str] = None) -> Tuple[np.ndarray, List[str]]:
     """Read an image file as RGB uint8, converted and downscaled if needed.
 
     The EXIF orientation is applied; then :func:`to_rgb_uint8`; an image
     whose longer side exceeds ``max_side`` is downscaled (``cv2.INTER_AREA``)
-    to that longer side, keeping the aspect ratio.
+    to that longer side, keeping the aspect ratio. Messages name the file by
+    ``name``, never by ``path`` (an upload's path is the server's temporary
+    file).
 
     Args:
         path (str): Image file.
         max_side (int): Longest side in px after loading.
         max_pixels (float): Larger images are refused (before decoding).
+        name (str, optional): The file's name for messages, e.g. the
+            uploaded file's own name. Defaults to the basename of ``path``.
 
     Returns:
         tuple: RGB uint8 array (H, W, 3) and notes on what was done.
 
     Raises:
-        ValueError: For an unreadable file, an image above ``max_pixels``
-            or an unsupported mode (see :func:`to_rgb_uint8`).
+        ValueError: For a missing or empty (0 bytes) file, a file that is
+            not an image or whose pixel data are corrupt or truncated, an
+            image above ``max_pixels`` or an unsupported mode (see
+            :func:`to_rgb_uint8`).
     """
-    name = osp.basename(path)
+    name = name or osp.basename(path)
+    if not osp.isfile(path):
+        raise ValueError(f'Image {name!r} not found')
+    if osp.getsize(path) == 0:
+        raise ValueError(f'Cannot read {name!r} as an image: it is an empty '
+                         'file (0 bytes)')
     try:
         image = Image.open(path)
-    except (UnidentifiedImageError, OSError,
-            Image.DecompressionBombError) as err:
-        raise ValueError(f'Cannot read {name!r} as an image: {err}') from err
+    except UnidentifiedImageError as err:  # its message holds the path
+        raise ValueError(
+            f'Cannot read {name!r} as an image: cannot identify image file '
+            '(not an image, or a corrupt one; the demo reads PNG, JPEG, '
+            'TIFF, BMP, WebP, ...)') from err
+    except (OSError, Image.DecompressionBombError) as err:
+        raise ValueError(f'Cannot read {name!r} as an image: '
+                         f'{_reason(err, path, name)}') from err
     with image:
         w, h = image.size
         if w * h > max_pixels:
@@ -284,7 +309,8 @@ def load_rgb(path: str,
             image = ImageOps.exif_transpose(image)
             rgb, notes = to_rgb_uint8(image)
         except OSError as err:  # truncated or corrupt pixel data
-            raise ValueError(f'Cannot decode {name!r}: {err}') from err
+            raise ValueError(f'Cannot decode {name!r}: '
+                             f'{_reason(err, path, name)}') from err
     h, w = rgb.shape[:2]
     if max(h, w) > max_side:
         scale = max_side / max(h, w)
@@ -336,12 +362,24 @@ def examples_from_test_split(cfg: Config,
 class WebDemo:
     """The page and its callbacks around a :class:`RefSegInferencer`.
 
+    Uploads reach :meth:`segment` as gradio sent them (the events do not
+    run gradio's own image preprocessing, which would refuse a bad file
+    with its internal message and the server's temporary path): the demo
+    decodes them itself (:func:`load_rgb`) and names a bad file by the name
+    it was uploaded under.
+
     Args:
-        inferencer (RefSegInferencer): The model.
+        inferencer (RefSegInferencer): The model; its ``model.backbone``
+            counts truncated expressions in ``num_truncated`` and has the
+            token limit ``max_length`` (:class:`ClipBackbone`).
         examples (list[list[str]]): ``[image path, expression]`` pairs.
         max_side (int): See :func:`load_rgb`.
         max_pixels (float): See :func:`load_rgb`.
         title (str): Line under the page heading (model description).
+
+    Raises:
+        TypeError: If the model's backbone does not count truncated
+            expressions.
     """
 
     def __init__(self,
@@ -356,30 +394,61 @@ class WebDemo:
         self.max_side = max_side
         self.max_pixels = max_pixels
         self.title = title
+        self._text_encoder = inferencer.model.backbone
+        if not all(
+                hasattr(self._text_encoder, a)
+                for a in ('num_truncated', 'max_length')):
+            raise TypeError(
+                'The web demo tells the user when an expression was '
+                'truncated, from the backbone\'s num_truncated and max_length '
+                f'(ClipBackbone); {type(self._text_encoder).__name__} has '
+                'none')
         # gradio runs callbacks in worker threads, one queue per event: the
         # model (and its activation hook) serves one request at a time
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _image_file(image: Union[str, dict, None]) -> Tuple[str, str]:
+        """Path and name (for messages) of the image input, if any.
+
+        Args:
+            image (str | dict, optional): A file path (examples), or an
+                upload as gradio sends it: a ``FileData`` dict with the
+                server-side ``path`` and the uploaded file's ``orig_name``.
+
+        Returns:
+            tuple[str, str]: The path and the name; two empty strings
+            without an image.
+        """
+        if isinstance(image, dict):
+            path = image.get('path') or ''
+            return path, image.get('orig_name') or osp.basename(path)
+        return image or '', osp.basename(image or '')
+
     def segment(
-        self, image_path: Optional[str], text: Optional[str]
+        self, image: Union[str, dict, None], text: Optional[str]
     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
         """Segment the object ``text`` refers to in the image.
 
         Args:
-            image_path (str, optional): Uploaded image file.
+            image (str | dict, optional): Image file path, or the upload
+                (see :meth:`_image_file`).
             text (str, optional): Referring expression.
 
         Returns:
             tuple: Four RGB uint8 (H, W, 3) pictures at the (possibly
             downscaled) image size -- mask overlay, probability, global
             activation, mean local activation (heat maps over the image) --
-            and a Markdown status line.
+            and a Markdown status line (with a notice when the expression
+            was longer than the text encoder's token limit and truncated).
 
         Raises:
-            gradio.Error: Without an image or an expression, or for an
-                image that cannot be used (shown on the page).
+            gradio.Error: Without an image or an expression, or for a file
+                that cannot be used (shown on the page, naming the file by
+                its uploaded name).
         """
-        if not image_path:
+        path, name = self._image_file(image)
+        if not path:
             raise gr.Error('Upload an aerial image (or pick an example) '
                            'first.')
         if text is None or not text.strip():
@@ -387,13 +456,16 @@ class WebDemo:
                            'storage tank on the left".')
         text = text.strip()
         try:
-            rgb, notes = load_rgb(image_path, self.max_side, self.max_pixels)
+            rgb, notes = load_rgb(path, self.max_side, self.max_pixels, name)
         except ValueError as err:
             raise gr.Error(str(err)) from err
         with self._lock:
+            # requests run one at a time: the count's change is this one's
+            truncated = self._text_encoder.num_truncated
             start = time.perf_counter()
             result = self.inferencer(rgb, text, return_activations=True)
             seconds = time.perf_counter() - start
+            truncated = self._text_encoder.num_truncated > truncated
         mask = result['masks'][0]
         vis = self.visualizer
         pictures = (vis.draw_overlay(rgb, mask),
@@ -404,6 +476,10 @@ class WebDemo:
         status = (f'**"{text}"**: {int(mask.sum())} of {h * w} pixels '
                   f'({100. * mask.mean():.2f} %) segmented in '
                   f'{seconds:.2f} s.')
+        if truncated:
+            status += (' **Expression truncated**: it is longer than the '
+                       f'{self._text_encoder.max_length} tokens the text '
+                       'encoder reads; the rest was ignored.')
         if notes:
             status += ' Input: ' + '; '.join(notes) + '.'
         return (*pictures, status)
@@ -473,17 +549,21 @@ class WebDemo:
                                         height=300,
                                         elem_classes=['result']))
             outputs.append(status)
+            # preprocess=False: segment() reads the upload itself (see the
+            # class docstring)
             button.click(
                 self.segment, [image_in, text_in],
                 outputs,
                 api_name='segment',
-                concurrency_limit=1)
+                concurrency_limit=1,
+                preprocess=False)
             text_in.submit(
                 self.segment, [image_in, text_in],
                 outputs,
                 api_name='segment_on_enter',
                 api_visibility='private',
-                concurrency_limit=1)
+                concurrency_limit=1,
+                preprocess=False)
             demo.load(
                 self.open_example,
                 None, [image_in, text_in] + outputs,

@@ -6,7 +6,7 @@ import math
 import os.path as osp
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import mmcv
 import mmengine
@@ -19,6 +19,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.infer.infer import BaseInferencer, ModelType
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
+from mmseg.datasets.transforms.loading import InferencerLoader
 from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from rich.progress import track
@@ -26,10 +27,7 @@ from rich.progress import track
 from mmrsrefseg.models.utils import model_state_from_checkpoint
 from mmrsrefseg.utils.checkpoint import read_checkpoint
 from mmrsrefseg.visualization import ActivationRecorder, RefSegLocalVisualizer
-
-ImageType = Union[str, Path, np.ndarray]
-ImagesType = Union[ImageType, Sequence[ImageType]]
-TextsType = Union[str, Sequence[str]]
+from .inference_inputs import ImagesType, TextsType, pair_inputs
 
 #: Ground-truth loaders dropped from the test pipeline at inference.
 _ANNOTATION_LOADERS = ('LoadRefSegAnnotations', 'LoadAnnotations')
@@ -203,33 +201,15 @@ class RefSegInferencer(BaseInferencer):
         return VISUALIZERS.build(vis_cfg)
 
     # -------------------------------------------------------------- inputs
-    @staticmethod
-    def _check_image(image: ImageType, idx: int) -> Union[str, np.ndarray]:
-        if isinstance(image, Path):
-            image = str(image)
-        if isinstance(image, str):
-            if not osp.isfile(image):
-                raise FileNotFoundError(f'Image #{idx} not found: {image!r}')
-            return image
-        if isinstance(image, np.ndarray):
-            if image.ndim != 3 or image.shape[2] != 3 or \
-                    image.dtype != np.uint8 or min(image.shape[:2]) < 1:
-                raise ValueError(
-                    f'Image #{idx} must be an RGB uint8 array of shape (H, '
-                    f'W, 3), got {image.dtype} {image.shape}')
-            return image
-        raise TypeError(f'Image #{idx} must be a file path or an RGB uint8 '
-                        f'array, got {type(image).__name__}')
-
-    @staticmethod
-    def _check_text(text: str, idx: int) -> str:
-        if not isinstance(text, str):
-            raise TypeError(f'Referring expression #{idx} must be a str, got '
-                            f'{type(text).__name__}: {text!r}')
-        if not text.strip():
-            raise ValueError(f'Referring expression #{idx} is empty: '
-                             f'{text!r}')
-        return text
+    def _loader_kwargs(self) -> dict:
+        """How the pipeline's loader decodes files (see ``pair_inputs``)."""
+        loader = next(
+            t.from_file for t in self.pipeline.transforms
+            if isinstance(t, InferencerLoader))
+        return dict(
+            color_type=loader.color_type,
+            imdecode_backend=loader.imdecode_backend,
+            backend_args=loader.backend_args)
 
     def pair_inputs(
             self, images: ImagesType,
@@ -238,7 +218,10 @@ class RefSegInferencer(BaseInferencer):
 
         Accepted forms: one image + one expression; one image + a list of
         expressions (each segmented on that image); a list of images + a
-        list of as many expressions (pairwise).
+        list of as many expressions (pairwise). Every input is checked
+        before any model runs; image files are decoded once here with the
+        test pipeline's loader settings (see
+        :func:`~mmrsrefseg.apis.inference_inputs.pair_inputs`).
 
         Args:
             images (str | Path | np.ndarray | Sequence): Image file path(s)
@@ -251,37 +234,14 @@ class RefSegInferencer(BaseInferencer):
 
         Raises:
             ValueError: For no input, an empty expression, a list of images
-                with a single str or a list of another length, or a
-                malformed array.
+                with a single str or a list of another length, a malformed
+                array, or an image file that is empty (0 bytes) or does not
+                decode (not an image, corrupt, truncated), naming the file.
             FileNotFoundError: For a missing image file.
-            TypeError: For inputs of other types.
+            TypeError: For inputs of other types (e.g. ``texts=None`` or a
+                None among the expressions), naming the argument and index.
         """
-        single_image = isinstance(images, (str, Path, np.ndarray))
-        image_list = [images] if single_image else list(images)
-        text_list = [texts] if isinstance(texts, str) else list(texts)
-        if not image_list:
-            raise ValueError('No image given')
-        if not text_list:
-            raise ValueError('No referring expression given')
-        if single_image:
-            image_list = image_list * len(text_list)
-        elif isinstance(texts, str):
-            raise ValueError(
-                f'Got {len(image_list)} images but a single referring '
-                'expression; pass a list with one expression per image')
-        elif len(image_list) != len(text_list):
-            raise ValueError(
-                f'Got {len(image_list)} images and {len(text_list)} '
-                'referring expressions; pass one expression per image (or '
-                'a single image with several expressions)')
-        checked = {}
-        pairs = []
-        for i, (image, text) in enumerate(zip(image_list, text_list)):
-            key = id(image)
-            if key not in checked:
-                checked[key] = self._check_image(image, i)
-            pairs.append((checked[key], self._check_text(text, i)))
-        return pairs
+        return pair_inputs(images, texts, **self._loader_kwargs())
 
     @staticmethod
     def _pipeline_input(pair: Tuple[Union[str, np.ndarray], str]) -> dict:

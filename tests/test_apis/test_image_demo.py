@@ -66,6 +66,52 @@ def test_demo_on_real_sample(demo, tiny_setup, inferencer, tmp_path):
     assert (overlay[:60] >= 200).all(axis=2).sum() > 100
 
 
+#: Bad image files: name, content (None: no file), error, message.
+BAD_IMAGES = [
+    ('empty.png', b'', ValueError,
+     r"Image is an empty file \(0 bytes\): '.*empty\.png'"),
+    ('notes.png', b'the ship on the left\n', ValueError,
+     r"Image cannot be decoded as an image: '.*notes\.png' \(21 bytes"),
+    ('corrupt.jpg', b'\xff\xd8\xff\xe0' + bytes(range(256)) * 4, ValueError,
+     r"Image cannot be decoded as an image: '.*corrupt\.jpg'"),
+    ('missing.jpg', None, FileNotFoundError,
+     r"Image not found: '.*missing\.jpg'"),
+]
+
+
+@pytest.mark.parametrize(
+    'name,content,error,message',
+    BAD_IMAGES,
+    ids=[case[0] for case in BAD_IMAGES])
+def test_demo_bad_image(demo, tiny_setup, tmp_path, monkeypatch, name, content,
+                        error, message):
+    image = tmp_path / name
+    if content is not None:
+        image.write_bytes(content)
+
+    def build_model(*args, **kwargs):
+        raise AssertionError('the model was built for a bad image')
+
+    # the image is checked before the model is built
+    monkeypatch.setattr(demo, 'RefSegInferencer', build_model)
+    with pytest.raises(error, match=message):
+        demo.main([
+            str(image), 'the ship',
+            str(TINY_CONFIG), '--checkpoint', tiny_setup.ckpt, '--device',
+            'cpu', '--out-file',
+            str(tmp_path / 'overlay.png'), '--out-mask',
+            str(tmp_path / 'mask.png')
+        ])
+    assert not (tmp_path / 'overlay.png').exists()
+
+
+def test_demo_rejects_empty_expression(demo, capsys):
+    with pytest.raises(SystemExit) as exc:
+        demo.parse_args(['a.jpg', '  ', 'c.py', '--checkpoint', 'k.pth'])
+    assert exc.value.code == 2
+    assert 'the referring expression is empty' in capsys.readouterr().err
+
+
 def test_demo_help(demo, capsys):
     with pytest.raises(SystemExit) as exc:
         demo.parse_args(['--help'])

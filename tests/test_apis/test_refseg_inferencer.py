@@ -163,6 +163,85 @@ def test_input_errors(inferencer, test_samples, tmp_path):
         inferencer(path, 'the ship', batch_size=0)
 
 
+def _jpeg_bytes(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+#: Bad image files: name, content (from a valid JPEG's bytes; None: no
+#: file), expected error and the message (after "Image #1 ").
+BAD_IMAGE_FILES = [
+    ('empty.png', lambda jpeg: b'', ValueError,
+     r"is an empty file \(0 bytes\): '.*empty\.png'"),
+    ('notes.jpg', lambda jpeg: b'the ship on the left\n', ValueError,
+     r"cannot be decoded as an image: '.*notes\.jpg' \(21 bytes"),
+    ('corrupt.jpg', lambda jpeg: jpeg[:4] + bytes(range(256)) * 4, ValueError,
+     r"cannot be decoded as an image: '.*corrupt\.jpg'"),
+    ('truncated.jpg', lambda jpeg: jpeg[:len(jpeg) // 2], ValueError,
+     r"cannot be decoded as an image: '.*truncated\.jpg'"),
+    ('missing.jpg', None, FileNotFoundError, r"not found: '.*missing\.jpg'"),
+]
+
+
+@pytest.mark.parametrize(
+    'name,content,error,message',
+    BAD_IMAGE_FILES,
+    ids=[case[0] for case in BAD_IMAGE_FILES])
+def test_bad_image_files(inferencer, test_samples, tmp_path, monkeypatch, name,
+                         content, error, message):
+    good = test_samples[0]['data_samples'].img_path
+    bad = tmp_path / name
+    if content is not None:
+        bad.write_bytes(content(_jpeg_bytes(good)))
+    forwards = []
+    monkeypatch.setattr(inferencer, 'forward',
+                        lambda *args, **kwargs: forwards.append(1))
+    # the bad file is the second: refused before the model runs on the
+    # first, and named with its index
+    with pytest.raises(error, match='Image #1 ' + message):
+        inferencer([good, str(bad)], ['the ship', 'the ship'], batch_size=1)
+    assert forwards == []
+    with pytest.raises(error, match='Image #0 ' + message):
+        inferencer(bad, 'the ship')
+
+
+#: Inputs of wrong types: images, texts, error, message.
+BAD_INPUT_TYPES = [
+    ('img', None, TypeError,
+     r'texts must be a referring expression \(str\) or a sequence of them, '
+     'got NoneType: None'),
+    ('img', 3, TypeError, r'texts must be .* got int: 3'),
+    ('img', b'the ship', TypeError, r"texts must be .* got bytes: b'the"),
+    ('img', ['the ship', None], TypeError,
+     r'Referring expression #1 must be a str, got NoneType: None '
+     r'\(texts\[1\]\)'),
+    (['img',
+      'img'], ['the ship',
+               7], TypeError, r'#1 must be a str, got int: 7 \(texts\[1\]\)'),
+    ('img', '  ', ValueError, r"#0 is empty: '  ' \(texts\)"),
+    (None, 'the ship', TypeError,
+     r'images must be an image file path or an RGB uint8 array or a '
+     'sequence of them, got NoneType: None'),
+    (['img', None], ['a', 'b'], TypeError,
+     r'Image #1 must be a file path or an RGB uint8 array, got NoneType'),
+]
+
+
+@pytest.mark.parametrize(
+    'images,texts,error,message',
+    BAD_INPUT_TYPES,
+    ids=[f'{i}-{case[1]!r}' for i, case in enumerate(BAD_INPUT_TYPES)])
+def test_bad_input_types(inferencer, test_samples, images, texts, error,
+                         message):
+    path = test_samples[0]['data_samples'].img_path
+    if isinstance(images, list):
+        images = [path if i == 'img' else i for i in images]
+    elif images == 'img':
+        images = path
+    with pytest.raises(error, match=message):
+        inferencer(images, texts)
+
+
 def test_construction_errors(tiny_setup, tmp_path):
     with pytest.raises(ValueError, match='needs weights'):
         RefSegInferencer(tiny_setup.cfg, weights=None, device='cpu')

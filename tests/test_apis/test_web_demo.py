@@ -8,6 +8,7 @@ Chromium loads the page (skipped when ``chromium`` is not on PATH;
 ``tools/run_tests.sh`` installs it).
 """
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -104,6 +105,49 @@ def test_load_rgb_large_and_refused(web_demo, tmp_path):
     bad.write_bytes(b'no image')
     with pytest.raises(ValueError, match="Cannot read 'bad.png'"):
         web_demo.load_rgb(str(bad))
+
+
+def _jpeg(path) -> bytes:
+    """A valid JPEG's bytes (the synthetic test image)."""
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+#: Uploads that are no usable image: name, content from a valid JPEG's
+#: bytes, the demo's message.
+BAD_UPLOADS = [
+    ('notes.png', lambda jpeg: b'the ship on the left\n',
+     "Cannot read 'notes.png' as an image: cannot identify image file"),
+    ('empty.png', lambda jpeg: b'',
+     "Cannot read 'empty.png' as an image: it is an empty file (0 bytes)"),
+    ('corrupt.jpg', lambda jpeg: jpeg[:4] + bytes(range(256)) * 4,
+     "Cannot read 'corrupt.jpg' as an image: cannot identify image file"),
+    ('truncated.jpg', lambda jpeg: jpeg[:len(jpeg) // 2],
+     "Cannot decode 'truncated.jpg': image file is truncated"),
+]
+
+
+def _write_bad_uploads(folder, jpeg_path):
+    """Write the BAD_UPLOADS files; ``[(path, message)]``."""
+    jpeg = _jpeg(jpeg_path)
+    written = []
+    for name, content, message in BAD_UPLOADS:
+        (folder / name).write_bytes(content(jpeg))
+        written.append((folder / name, message))
+    return written
+
+
+def test_load_rgb_bad_files(web_demo, example, tmp_path):
+    for path, message in _write_bad_uploads(tmp_path, example[0]):
+        # named as uploaded, never by the server-side path
+        with pytest.raises(ValueError) as err:
+            web_demo.load_rgb(str(path), name='upload of ' + path.name)
+        expected = message.replace(f"'{path.name}'",
+                                   f"'upload of {path.name}'")
+        assert expected in str(err.value)
+        assert str(tmp_path) not in str(err.value)
+    with pytest.raises(ValueError, match="Image 'gone.png' not found"):
+        web_demo.load_rgb(str(tmp_path / 'gone.png'))
 
 
 def test_default_checkpoint(web_demo, tmp_path, monkeypatch):
@@ -287,6 +331,63 @@ def test_client_errors(client, example, tmp_path):
     assert len(pictures) == 4
 
 
+def test_client_bad_uploads(client, server, example, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    for path, message in _write_bad_uploads(tmp_path, example[0]):
+        with pytest.raises(AppError) as err:
+            client.predict(
+                handle_file(str(path)), 'the ship', api_name='/segment')
+        shown = str(err.value)
+        # the demo's own message, not gradio's, without a server path
+        assert message in shown, shown
+        assert 'Could not preprocess' not in shown
+        # the uploads' temporary folder (GRADIO_TEMP_DIR) and their origin
+        assert str(server.root / 'gradio') not in shown
+        assert str(tmp_path) not in shown
+    pictures, _ = _segment(client, example[0], 'the ship')
+    assert len(pictures) == 4
+
+
+def test_api_refuses_server_paths(server):
+    """segment() reads upload paths itself: gradio still lets through only
+    files a user uploaded, never a path the request names."""
+    request = urllib.request.Request(
+        server.url + 'gradio_api/call/segment',
+        data=json.dumps({
+            'data': [{
+                'path': str(server.root / 'tiny_config.py'),
+                'meta': {
+                    '_type': 'gradio.FileData'
+                }
+            }, 'the ship']
+        }).encode(),
+        headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.load(response)['event_id']
+    with urllib.request.urlopen(
+            f'{server.url}gradio_api/call/segment/{event_id}',
+            timeout=60) as response:
+        events = response.read().decode()
+    assert events.startswith('event: error'), events
+    assert 'not uploaded by a user' in events
+
+
+def test_client_truncation_notice(client, inferencer, example):
+    path, _ = example
+    # 6 x 9 words: far more than the tiny text tower's 32 tokens
+    long_text = ' '.join(['the red storage tank left of the white ship'] * 6)
+    pictures, status = _segment(client, path, long_text)
+    assert ('**Expression truncated**: it is longer than the 32 tokens the '
+            'text encoder reads') in status
+    # the model saw the truncated expression, as the inferencer does
+    rgb = mmcv.imread(path, channel_order='rgb')
+    mask = inferencer(rgb, long_text)['masks'][0]
+    _close(pictures[0], inferencer.visualizer.draw_overlay(rgb, mask))
+    _, status = _segment(client, path, 'the red storage tank')
+    assert 'truncated' not in status
+
+
 # --------------------------------------------------------------- browser
 @pytest.fixture(scope='module')
 def browser_page():
@@ -344,3 +445,31 @@ def test_browser_upload_and_segment(browser_page, server, example, tmp_path):
     browser_page.click('#segment')
     page_text = browser_page.wait_text('Type a referring expression', 60)
     assert 'mask overlay' in page_text
+
+
+def _upload_and_segment(page, url, upload, text):
+    """Open the page, upload a file, type ``text``, click Segment."""
+    page.open(url)
+    page.wait_for('document.querySelector("#image input[type=file]")', 60,
+                  'the upload field')
+    page.set_files('#image input[type=file]', [str(upload)])
+    page.wait_for('document.querySelector("#image img")', 60,
+                  'the uploaded file')
+    page.type_text('#expression textarea, #expression input', text)
+    page.click('#segment')
+
+
+def test_browser_bad_uploads(browser_page, server, example, tmp_path):
+    for path, message in _write_bad_uploads(tmp_path, example[0])[:3]:
+        _upload_and_segment(browser_page, server.url, path, 'the ship')
+        page_text = browser_page.wait_text(message, 60)
+        assert 'Could not preprocess' not in page_text
+        assert str(server.root / 'gradio') not in page_text
+        assert str(tmp_path) not in page_text
+
+
+def test_browser_truncation_notice(browser_page, server, example):
+    long_text = ' '.join(['the red storage tank left of the white ship'] * 6)
+    _upload_and_segment(browser_page, server.url, example[0], long_text)
+    page_text = browser_page.wait_text('Expression truncated', 120)
+    assert 'longer than the 32 tokens the text encoder reads' in page_text
