@@ -58,24 +58,24 @@ LAYER_MAP = {
     'two_query_layers': ('two_queries_text_attn_layers', {
         'q1_self_attn': ('self_attn_query_query1', 'norm_query1_1'),
         'q2_self_attn': ('self_attn_query_query2', 'norm_query2_1'),
-        'q1_text_attn': ('cross_attn_query_text_query1_text',
-                         'norm_query1_2', 'mlp_query1_2', 'norm_query1_3'),
-        'q2_text_attn': ('cross_attn_query_text_query2_text',
-                         'norm_query2_2', 'mlp_query2_2', 'norm_query2_3'),
-        'q1_q2_attn': ('cross_attn_query_query_query1_query2',
-                       'norm_query1_4', 'mlp_query1_3', 'norm_query1_5'),
-        'q2_q1_attn': ('cross_attn_query_query_query2_query1',
-                       'norm_query2_4', 'mlp_query2_3', 'norm_query2_5'),
+        'q1_text_attn': ('cross_attn_query_text_query1_text', 'norm_query1_2',
+                         'mlp_query1_2', 'norm_query1_3'),
+        'q2_text_attn': ('cross_attn_query_text_query2_text', 'norm_query2_2',
+                         'mlp_query2_2', 'norm_query2_3'),
+        'q1_q2_attn': ('cross_attn_query_query_query1_query2', 'norm_query1_4',
+                       'mlp_query1_3', 'norm_query1_5'),
+        'q2_q1_attn': ('cross_attn_query_query_query2_query1', 'norm_query2_4',
+                       'mlp_query2_3', 'norm_query2_5'),
     }),
     'step1_layers': ('queries1_to_img_attn_layers', {
         'query_self_attn': ('self_attn_text_text_1', 'norm_text_1'),
-        'image_query_attn': ('cross_attn_img_text_1', 'norm_img_1',
-                             'mlp_img_1', 'norm_img_2'),
+        'image_query_attn':
+        ('cross_attn_img_text_1', 'norm_img_1', 'mlp_img_1', 'norm_img_2'),
     }),
     'step2_layers': ('prompt_queries2_img_attn_layers', {
         'query_self_attn': ('self_attn_text_1', 'norm_text_1'),
-        'image_query_attn': ('cross_attn_img_text_1', 'norm_img_1',
-                             'mlp_img_1', 'norm_img_2'),
+        'image_query_attn':
+        ('cross_attn_img_text_1', 'norm_img_1', 'mlp_img_1', 'norm_img_2'),
         'prompt_self_attn': ('self_attn_prompt_1', 'norm_prompt_1'),
         'prompt_query_attn': ('cross_attn_prompt_text_1', 'norm_prompt_2',
                               'mlp_prompt_2', 'norm_prompt_3'),
@@ -104,8 +104,8 @@ def ours_to_authors(key):
         names = layers[name]  # attention, norm[, mlp, norm after the mlp]
         for ours, i, theirs in (('ffn.layers.0.0.', 2, 'layers.0.'),
                                 ('ffn.layers.1.', 2, 'layers.1.'),
-                                ('ffn_norm.', 3, ''), ('norm.', 1, ''),
-                                ('', 0, '')):
+                                ('ffn_norm.', 3, ''), ('norm.', 1, ''), ('', 0,
+                                                                         '')):
             if sub.startswith(ours):
                 return f'{block}.{idx}.{names[i]}.{theirs}{sub[len(ours):]}'
     for ours, theirs in TOP_MAP.items():
@@ -138,8 +138,9 @@ class AuthorsMLP(nn.Module):
 
     def __init__(self, dim):
         super().__init__()
-        self.layers = nn.ModuleList([nn.Linear(dim, FFN_DIM), nn.Linear(
-            FFN_DIM, dim)])
+        self.layers = nn.ModuleList(
+            [nn.Linear(dim, FFN_DIM),
+             nn.Linear(FFN_DIM, dim)])
 
     def forward(self, x):
         return self.layers[1](F.gelu(self.layers[0](x)))
@@ -201,8 +202,7 @@ def run_ops(block, ops, attn, s, pe):
             s[dst] = s[dst] + m(s[dst] + pe[dst], s[src] + pe[src], s[src])
         else:
             dst = stream(op)
-            s[dst] = m(s[dst]) if op.startswith('norm') else s[dst] + m(
-                s[dst])
+            s[dst] = m(s[dst]) if op.startswith('norm') else s[dst] + m(s[dst])
     return s
 
 
@@ -231,8 +231,7 @@ class AuthorsPrompter(nn.Module):
 def authors_forward(m, f):
     v0, text = f['visual_feats'], f['text_feats']
     b, c, h, w = v0.shape
-    q1 = q2 = F.adaptive_avg_pool1d(text.permute(0, 2, 1),
-                                    NQ).permute(0, 2, 1)
+    q1 = q2 = F.adaptive_avg_pool1d(text.permute(0, 2, 1), NQ).permute(0, 2, 1)
     pe1 = m.text_query_pe_embedding1.expand(b, -1, -1)
     pe2 = m.text_query_pe_embedding2.expand(b, -1, -1)
     s = dict(q1=q1, q2=q2, text=text)
@@ -311,11 +310,10 @@ def sample(f, i):
     out = {k: v[i:i + 1] for k, v in f.items() if v.dim() > 0}
     out['text_feats'] = out['text_feats'][:, :n]
     out['text_mask'] = out['text_mask'][:, :n]
-    return dict(
-        out, logit_scale=f['logit_scale'], logit_bias=f['logit_bias'])
+    return dict(out, logit_scale=f['logit_scale'], logit_bias=f['logit_bias'])
 
 
-def pair(grid=4, **kwargs):
+def pair(**kwargs):
     ours = perturbed(CascadedPrompter(**dict(TINY, **kwargs)))
     theirs = AuthorsPrompter(grid=4)
     state = {ours_to_authors(k): v for k, v in ours.state_dict().items()}
@@ -341,7 +339,9 @@ def test_batch_mode_equals_authors(train, grid):
     assert out['mask_prompt'].shape == (3, 1, 12, 12)
     assert out['sparse_embeddings'].shape == (3, NP, P)
     torch.testing.assert_close(
-        out['mask_prompt'], out['dense_similarity'] * 7. - 3., atol=1e-5,
+        out['mask_prompt'],
+        out['dense_similarity'] * 7. - 3.,
+        atol=1e-5,
         rtol=0)
     assert out['dense_similarity'].abs().max() <= 1 + 1e-6
 
@@ -433,8 +433,7 @@ def test_default_size_shapes_and_init():
     assert out['sparse_embeddings'].shape == (1, 9, 256)
     assert out['mask_prompt'].shape == (1, 1, 256, 256)
     assert out['dense_similarity'].shape == (1, 1, 256, 256)
-    assert out['query_mean_1'].shape == out['query_mean_2'].shape == (1,
-                                                                        1152)
+    assert out['query_mean_1'].shape == out['query_mean_2'].shape == (1, 1152)
 
 
 def test_options():

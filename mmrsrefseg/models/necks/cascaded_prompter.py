@@ -48,8 +48,8 @@ def masked_adaptive_avg_pool(tokens: Tensor, mask: Tensor,
 class CascadedPrompter(BaseModule):
     """Cascaded second-order prompter: SigLIP features -> SAM prompts.
 
-    RSRefSeg 2 (arXiv:2507.06231) as the authors' code computes
-    it (KyanChen/RSRefSeg2, ``refseg/models/models.py``: ``CascadedPrompter``
+    RSRefSeg 2 (arXiv:2507.06231) as the authors' code computes it
+    (KyanChen/RSRefSeg2, ``refseg/models/models.py``: ``CascadedPrompter``
     built by ``configs_RSRefSeg2/rrsisd_training.py``). Every attention step
     is a :class:`PostNormAttentionLayer` ``x = LN(x + Attn(...))``, optionally
     followed by ``x = LN(x + FFN(x))`` ("+FFN" below); every layer has its
@@ -61,10 +61,11 @@ class CascadedPrompter(BaseModule):
        (added to queries and keys, never to values).
     2. Two-query block (x ``two_query_depth``): self-attention of Q1, of Q2;
        Q1 -> T +FFN; Q2 -> T +FFN; Q1 -> Q2 +FFN; Q2 -> (updated) Q1 +FFN.
-    3. Step 1 (x ``step1_depth``): Q1 self-attention; V -> Q1 +FFN, with
-       V = V0 + a learnable image positional embedding (on the attention
-       query only), bicubic-resized (``align_corners=True``) if the feature
-       grid differs from ``image_grid``.
+    3. Step 1 (x ``step1_depth``): Q1 self-attention; image tokens V
+       (starting from V0) -> Q1 +FFN. A learnable image positional embedding
+       is added to V wherever V is an attention query or key,
+       bicubic-resized (``align_corners=True``) when the feature grid
+       differs from ``image_grid``.
     4. Step 2 (x ``step2_depth``): Q2 self-attention; V -> Q2 +FFN; learnable
        prompt tokens P (with their own positional embedding): self-attention,
        P -> Q2 +FFN, P -> V +FFN.
@@ -195,14 +196,14 @@ class CascadedPrompter(BaseModule):
         self.mask_prompt_size = tuple(mask_prompt_size)
         c, p = in_channels, prompt_channels
 
-
         def layers(depth: int, **spec: Tuple[int, int, bool]):
             """``depth`` blocks of named layers ``(query, key, with FFN)``."""
             return nn.ModuleList(
                 nn.ModuleDict({
-                    name: PostNormAttentionLayer(
-                        query, key, num_heads, attn_channels,
-                        ffn_channels if with_ffn else None)
+                    name:
+                    PostNormAttentionLayer(query, key, num_heads,
+                                           attn_channels,
+                                           ffn_channels if with_ffn else None)
                     for name, (query, key, with_ffn) in spec.items()
                 }) for _ in range(depth))
 

@@ -15,13 +15,14 @@ def masked_average_pool(feats: Tensor,
     """Mean feature inside each sample's ground-truth mask.
 
     The image side of RSRefSeg 2's InfoNCE loss (arXiv:2507.06231; the
-    authors' ``PseudoSegHead.loss_by_feat``, ``clip_visual_feat_map_perbatch``):
-    the label map is resized to the feature grid (bilinear,
-    ``align_corners=True``, as float), thresholded at 0.5, and the features
-    are averaged over the positions inside. The authors average over all
-    h * w positions instead (the mask sum divided by h * w); the two differ
-    by a positive factor per sample and agree after the L2 normalisation of
-    the loss. A sample with an empty mask gives a zero vector (as theirs).
+    authors' ``PseudoSegHead.loss_by_feat`` with
+    ``clip_visual_feat_map_perbatch``): the label map is resized to the
+    feature grid (bilinear, ``align_corners=True``, as float), thresholded
+    at 0.5, and the features are averaged over the positions inside. The
+    authors average over all h * w positions instead (the mask sum divided
+    by h * w); the two differ by a positive factor per sample and agree
+    after the L2 normalisation of the loss. A sample with an empty mask
+    gives a zero vector (as theirs).
 
     ``ignore_mode`` -- pixels labelled ``ignore_index`` (image padding):
 
