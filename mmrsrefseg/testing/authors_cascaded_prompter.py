@@ -73,7 +73,10 @@ PROMPT_QUERIES2_IMG_OPS = (
 class _Attention(nn.Module):
     """Their ``Attention``: linear q/k/v/out around multi-head SDPA."""
 
-    def __init__(self, query_dim: int, num_heads: int, internal_dim: int,
+    def __init__(self,
+                 query_dim: int,
+                 num_heads: int,
+                 internal_dim: int,
                  kv_dim: Optional[int] = None):
         super().__init__()
         kv_dim = query_dim if kv_dim is None else kv_dim
@@ -88,8 +91,8 @@ class _Attention(nn.Module):
 
     def _heads(self, x: Tensor) -> Tensor:
         b, n, c = x.shape
-        return x.view(b, n, self.num_heads, c // self.num_heads).transpose(
-            1, 2)
+        return x.view(b, n, self.num_heads,
+                      c // self.num_heads).transpose(1, 2)
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         out = F.scaled_dot_product_attention(
@@ -125,8 +128,13 @@ def _stream_op(name: str, streams: Sequence[str]) -> Tuple[str, str]:
 class _TwoQueryBlock(nn.Module):
     """Their ``TwoQueryTextCrossAttentionBlock`` (Q1, Q2 and the text T)."""
 
-    def __init__(self, dim: int, text_dim: int, num_heads: int, mlp_dim: int,
-                 internal_dim: int, ops: Sequence[str] = TWO_QUERIES_OPS):
+    def __init__(self,
+                 dim: int,
+                 text_dim: int,
+                 num_heads: int,
+                 mlp_dim: int,
+                 internal_dim: int,
+                 ops: Sequence[str] = TWO_QUERIES_OPS):
         super().__init__()
         self.ops = tuple(ops)
         for op in self.ops:
@@ -191,8 +199,7 @@ class _PITBlock(nn.Module):
                 module = _MLP(dims[stream], mlp_dim, dims[stream])
             else:
                 q, kv = next(v for k, v in kv_of.items() if op.startswith(k))
-                module = _Attention(dims[q], num_heads, internal_dim,
-                                    dims[kv])
+                module = _Attention(dims[q], num_heads, internal_dim, dims[kv])
             self.add_module(op, module)
 
     def forward(self, streams: Dict[str, Tensor],

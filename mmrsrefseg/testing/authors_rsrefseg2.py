@@ -52,12 +52,18 @@ conversion mapping on any ``config`` attribute and fail on the wrapper); the
 unconfigured loss options (dense-prompt loss, per-image and MIL terms) and
 ``acc_seg`` are left out.
 
-Where their code departs from the paper (arXiv:2507.06231), the code is
-followed: the two query sets are initialised from the same pooled text
-(Q1 = Q2) and separated only by their position embeddings; step 1 refines
-V with Q1 and discards the refined Q1; the dense prompt uses SigLIP's pooled
-text t and the refined map (not the queries); the loss adds the query
-decorrelation and InfoNCE terms with learnable temperatures.
+Against the paper's description (arXiv:2507.06231, abstract: "CLIP" activates
+the target, a cascaded second-order prompter decomposes the text embeddings
+into complementary semantic subspaces whose prompts direct SAM) the code is
+followed where it is more specific or different: "CLIP" is SigLIP2
+so400m-patch16-512; the two query sets are the same average pooling of the
+text tokens (Q1 = Q2 at the start) and become different only through their
+own position embeddings and weights, pushed apart by a squared-cosine loss on
+their means; step 1 refines the SigLIP tokens with Q1 and discards the
+refined Q1; the dense prompt is the cosine map of the refined SigLIP tokens
+(after a conv-BN-GELU-conv) with SigLIP's pooled text t, not with the
+queries; SAM 2.1 gets 9 sparse prompts from learnable prompt tokens that read
+Q2 and the refined image.
 """
 import copy
 import math
@@ -70,6 +76,7 @@ from torch import Tensor, nn
 
 from mmrsrefseg.utils.sam2_import import build_sam2_model, sam2_model_cfg
 from .authors_cascaded_prompter import AuthorsCascadedPrompter
+from .authors_pseudo_seg_head import AuthorsPseudoSegHead
 
 __all__ = [
     'AUTHORS_LORA_CFG', 'AuthorsRSRefSeg2', 'tiny_sam2_cfg',
@@ -166,72 +173,6 @@ class _AuthorsSam2(nn.Module):
         return masks
 
 
-class _AuthorsPseudoSegHead(nn.Module):
-    """Their ``PseudoSegHead``: the loss and its learnable temperatures."""
-
-    def __init__(self, dst_size: int):
-        super().__init__()
-        from mmseg.models.losses import CrossEntropyLoss, DiceLoss
-        self.loss_decode = nn.ModuleList([
-            CrossEntropyLoss(use_sigmoid=True, loss_weight=5.0),
-            DiceLoss(use_sigmoid=True, loss_weight=5.0)
-        ])
-        self.dst_size = (dst_size, dst_size)
-        init = math.log(1 / 0.07)
-        self.logit_scale1 = nn.Parameter(torch.ones([]) * init)
-        self.logit_scale2 = nn.Parameter(torch.ones([]) * init)
-        self.logit_bias1 = nn.Parameter(torch.ones([]) * math.log(0.5))
-        self.logit_bias2 = nn.Parameter(torch.ones([]) * math.log(0.5))
-
-    @staticmethod
-    def _gather(x: Tensor) -> Tensor:
-        """All ranks' rows, this rank's with gradient (no-op alone)."""
-        import torch.distributed as dist
-        if not (dist.is_available() and dist.is_initialized()) or \
-                dist.get_world_size() == 1:
-            return x
-        parts = [torch.zeros_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x)
-        parts[dist.get_rank()] = x
-        return torch.cat(parts, dim=0)
-
-    def loss(self, results: Dict[str, Tensor],
-             gt: Tensor) -> Dict[str, Tensor]:
-        ce, dice = self.loss_decode
-        logits = F.interpolate(
-            results['seg_mask'],
-            size=gt.shape[-2:],
-            mode='bilinear',
-            align_corners=False)
-        losses = {
-            'decode.loss_ce': ce(logits, gt, ignore_index=255),
-            'decode.loss_dice': dice(logits, gt.unsqueeze(1),
-                                     ignore_index=255)
-        }
-        q1 = F.normalize(results['text_queries1'].mean(dim=1), dim=1)
-        q2 = F.normalize(results['text_queries2'].mean(dim=1), dim=1)
-        losses['decode.loss_text_queries1_queries2'] = 0.5 * (
-            F.cosine_similarity(q1, q2, dim=1)**2).mean()
-        feat = F.interpolate(
-            results['clip_visual_feat_map'],
-            size=self.dst_size,
-            mode='bilinear',
-            align_corners=True)
-        mask = F.interpolate(
-            gt.unsqueeze(1).float(),
-            size=self.dst_size,
-            mode='bilinear',
-            align_corners=True).squeeze(1) > 0.5
-        img = F.normalize((feat * mask.unsqueeze(1)).mean(dim=(2, 3)), dim=1)
-        img, text = self._gather(img), self._gather(q2)
-        logits = self.logit_scale2.exp() * img @ text.t() + self.logit_bias2
-        labels = torch.arange(logits.size(0), device=logits.device)
-        losses['decode.loss_perbatch_refined_img_feat_map_perbatch'] = \
-            0.5 * (F.cross_entropy(logits, labels) +
-                   F.cross_entropy(logits.t(), labels)) / 2
-        return losses
-
-
 class AuthorsRSRefSeg2(nn.Module):
     """The authors' RSRefSeg 2 (SigLIP2 + SAM 2.1 + cascaded prompter).
 
@@ -273,7 +214,7 @@ class AuthorsRSRefSeg2(nn.Module):
             prompt_dim=self.backbone.model.hidden_dim,
             img_pe_size=grid,
             **(prompter_cfg or {}))
-        self.decode_head = _AuthorsPseudoSegHead(dst_size=grid)
+        self.decode_head = AuthorsPseudoSegHead(dst_size=grid)
         lora_cfg = AUTHORS_LORA_CFG if lora_cfg is None else lora_cfg
         for key in ('backbone.model.image_encoder', 'clip_vision_encoder',
                     'clip_text_encoder'):
@@ -321,8 +262,7 @@ class AuthorsRSRefSeg2(nn.Module):
             logit_scale=self.clip_text_encoder.logit_scale,
             logit_bias=self.clip_text_encoder.logit_bias,
             mask_size=sam.sam_prompt_encoder.mask_input_size[0])
-        results['seg_mask'] = self.backbone(inputs,
-                                            results['sparse_prompts'],
+        results['seg_mask'] = self.backbone(inputs, results['sparse_prompts'],
                                             results['dense_prompts'])
         return results
 
@@ -345,10 +285,12 @@ class AuthorsRSRefSeg2(nn.Module):
         return self.decode_head.loss(self(inputs, texts), gt)
 
     @torch.no_grad()
-    def predict(self, inputs: Tensor, texts: List[str],
-                ori_shapes: Sequence[Sequence[int]],
-                img_shapes: Optional[Sequence[Sequence[int]]] = None
-                ) -> Tensor:
+    def predict(
+            self,
+            inputs: Tensor,
+            texts: List[str],
+            ori_shapes: Sequence[Sequence[int]],
+            img_shapes: Optional[Sequence[Sequence[int]]] = None) -> Tensor:
         """Their test path: logits to the padded size, crop, resize, > 0.5.
 
         ``PseudoSegHead.predict_by_feat`` resizes the (B, 1, S/4, S/4)
@@ -459,9 +401,10 @@ def tiny_rsrefseg2_cfg(vocab_size: int) -> dict:
         prompter=dict(num_heads=2, internal_dim=16, mlp_dim=24))
 
 
-def build_authors_rsrefseg2(cfg: dict, tokenizer,
-                            lora_cfg: Optional[dict] = None
-                            ) -> AuthorsRSRefSeg2:
+def build_authors_rsrefseg2(
+        cfg: dict,
+        tokenizer,
+        lora_cfg: Optional[dict] = None) -> AuthorsRSRefSeg2:
     """The reference from a :func:`tiny_rsrefseg2_cfg`-style dict.
 
     Args:
@@ -499,8 +442,9 @@ def randomise_weights(ref: AuthorsRSRefSeg2, seed: int = 0) -> None:
                 p.uniform_(0.5, 1.5)
             else:
                 fan_in = p[0].numel() if p.dim() > 1 else 32
-                p.add_(torch.randn_like(p) * 0.2 *
-                       min(1., math.sqrt(32 / fan_in)))
+                p.add_(
+                    torch.randn_like(p) * 0.2 *
+                    min(1., math.sqrt(32 / fan_in)))
         for name, b in ref.named_buffers():
             if name.endswith('running_mean'):
                 b.normal_(0, 0.1)
@@ -522,9 +466,9 @@ def save_authors_checkpoint(ref: AuthorsRSRefSeg2, path: str) -> None:
         ref (AuthorsRSRefSeg2): The model to write.
         path (str): Destination file.
     """
-    state = OrderedDict(
-        (k, v.detach().to(torch.bfloat16) if v.is_floating_point() else
-         v.detach().clone()) for k, v in ref.state_dict().items())
+    state = OrderedDict((k, v.detach().to(torch.bfloat16) if v.
+                         is_floating_point() else v.detach().clone())
+                        for k, v in ref.state_dict().items())
     torch.save({'state_dict': state}, path)
 
 
@@ -545,6 +489,5 @@ def load_authors_checkpoint(path: str) -> 'OrderedDict[str, Tensor]':
     if 'state_dict' not in ckpt:
         raise KeyError(f'{path} has no "state_dict" entry (keys: '
                        f'{sorted(ckpt)[:5]})')
-    return OrderedDict(
-        (k, v.float() if v.is_floating_point() else v)
-        for k, v in ckpt['state_dict'].items())
+    return OrderedDict((k, v.float() if v.is_floating_point() else v)
+                       for k, v in ckpt['state_dict'].items())

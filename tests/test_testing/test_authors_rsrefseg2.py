@@ -137,8 +137,8 @@ def _expected_losses(out, gt, scale2):
     bce = F.binary_cross_entropy_with_logits(
         logits, (gt == 1).float(), weight=valid, reduction='mean')
     prob, target = logits.sigmoid().flatten(1), gt.flatten(1).float()
-    dice = 1 - 2 * (prob * target).sum(1) / (
-        (prob**2).sum(1) + 1e-3 + (target**2).sum(1) + 1e-3)
+    dice = 1 - 2 * (prob * target).sum(1) / ((prob**2).sum(1) + 1e-3 +
+                                             (target**2).sum(1) + 1e-3)
     q1 = out['text_queries1'].mean(1)
     q2 = F.normalize(out['text_queries2'].mean(1), dim=1)
     cos = F.cosine_similarity(q1, q2, dim=1)
@@ -169,14 +169,13 @@ def test_loss_terms_equal_their_formulas(ref, batch):
     torch.manual_seed(0)
     with torch.no_grad():  # train mode: BN batch statistics, same again
         out = copy.deepcopy(model)(images, TEXTS[:batch])
-    expected = _expected_losses(out, gt,
-                                model.decode_head.logit_scale2.item())
+    expected = _expected_losses(out, gt, model.decode_head.logit_scale2.item())
     assert list(losses) == list(expected)
     nce = 'decode.loss_perbatch_refined_img_feat_map_perbatch'
     for key, value in losses.items():
         # one sample per process: a 1x1 softmax, the InfoNCE term is 0
-        assert torch.isfinite(value) and (value > 0) != (
-            key == nce and batch == 1), key
+        assert torch.isfinite(value) and (value > 0) != (key == nce
+                                                         and batch == 1), key
         torch.testing.assert_close(
             value.detach(), expected[key], atol=1e-5, rtol=1e-5, msg=key)
     sum(losses.values()).backward()
@@ -190,8 +189,7 @@ def test_loss_terms_equal_their_formulas(ref, batch):
     dead = sorted(n for n, g in grads.items() if 'lora_' in n and g is None)
     assert dead == [
         f'clip_vision_encoder.base_model.model.model.head.{m}.lora_{ab}.'
-        'default.weight'
-        for m in ('attention.out_proj', 'mlp.fc1', 'mlp.fc2')
+        'default.weight' for m in ('attention.out_proj', 'mlp.fc1', 'mlp.fc2')
         for ab in 'AB'
     ]
     assert grads['decode_head.logit_bias2'].abs().max() < 1e-6  # cancels
@@ -218,7 +216,8 @@ def test_released_format_round_trip(ref, tokenizer, tmp_path):
         other.load_state_dict(load_authors_checkpoint(path), strict=True)
         rounded = copy.deepcopy(ref)
         rounded.load_state_dict({
-            k: v.bfloat16().float() if v.is_floating_point() else v
+            k:
+            v.bfloat16().float() if v.is_floating_point() else v
             for k, v in ref.state_dict().items()
         })
         expected = rounded(images, TEXTS[:2])['seg_mask']
@@ -269,13 +268,58 @@ def test_eval_uses_the_dynamic_multimask_fallback(ref):
 def test_predict_returns_masks_at_the_original_size(ref):
     images = _images(2)
     masks = ref.predict(
-        images, TEXTS[:2], ori_shapes=[(100, 100), (256, 200)],
+        images,
+        TEXTS[:2],
+        ori_shapes=[(100, 100), (256, 200)],
         img_shapes=[(128, 128), (128, 100)])
     assert [tuple(m.shape) for m in masks] == [(100, 100), (256, 200)]
     assert all(m.dtype == torch.bool for m in masks)
     logits = F.interpolate(
-        ref(images[:1], TEXTS[:1])['seg_mask'], size=(128, 128),
+        ref(images[:1], TEXTS[:1])['seg_mask'],
+        size=(128, 128),
         mode='bilinear')
     expected = F.interpolate(
         logits, size=(100, 100), mode='bilinear')[0, 0] > 0
     assert torch.equal(masks[0], expected)
+
+
+def test_real_size_parameter_counts(monkeypatch):
+    """SigLIP2 so400m-patch16-512 + SAM 2.1 Hiera-L, as the authors build it.
+
+    The total equals the 1447.13 M a third party measured on the authors'
+    model. SigLIP2 is built on the meta device (shapes without memory).
+    """
+    import transformers
+    from transformers import SiglipConfig
+
+    from mmrsrefseg.testing.authors_rsrefseg2 import AuthorsRSRefSeg2
+    from mmrsrefseg.utils.sam2_import import sam2_model_cfg
+
+    class MetaSiglip(transformers.SiglipModel):
+
+        def __init__(self, config):
+            with torch.device('meta'):
+                super().__init__(config)
+
+    monkeypatch.setattr(transformers, 'SiglipModel', MetaSiglip)
+    tower = dict(
+        hidden_size=1152,
+        intermediate_size=4304,
+        num_hidden_layers=27,
+        num_attention_heads=16)
+    siglip2 = SiglipConfig(
+        text_config=dict(
+            vocab_size=256000,
+            max_position_embeddings=64,
+            projection_size=1152,
+            **tower),
+        vision_config=dict(image_size=512, patch_size=16, **tower))
+    model = AuthorsRSRefSeg2(sam2_model_cfg('large'), siglip2, None)
+    params = dict(model.named_parameters())
+    assert sum(p.numel() for p in params.values()) == 1_447_126_199
+    trainable = {n: p.numel() for n, p in params.items() if p.requires_grad}
+    assert sum(trainable.values()) == 97_867_223
+    assert sum(v for n, v in trainable.items()
+               if n.startswith('prompter.')) == 82_773_312
+    assert sum(v for n, v in trainable.items()
+               if '.lora_' in n) == (2_661_376 + 4_192_768 + 4_018_176)

@@ -23,20 +23,19 @@ TEXTS = ['the red ship', 'the white storage tank 12 on the left']
 def test_gemma_tokenizer_tokenises_as_siglip2(gemma_tokenizer_dir):
     import sentencepiece as spm
     from transformers import AutoTokenizer
-    for name in ('tokenizer.model', 'tokenizer.json',
-                 'tokenizer_config.json'):
+    for name in ('tokenizer.model', 'tokenizer.json', 'tokenizer_config.json'):
         assert osp.isfile(osp.join(gemma_tokenizer_dir, name)), name
     with open(osp.join(gemma_tokenizer_dir, 'tokenizer_config.json')) as f:
         config = json.load(f)
     assert config['tokenizer_class'] == 'GemmaTokenizer'
     assert config['padding_side'] == 'right'
     assert config['model_input_names'] == ['input_ids']
-    assert (config['add_bos_token'], config['add_eos_token']) == (False,
-                                                                  True)
+    assert (config['add_bos_token'], config['add_eos_token']) == (False, True)
     tok = AutoTokenizer.from_pretrained(gemma_tokenizer_dir)
     assert type(tok).__name__ == 'GemmaTokenizer'
-    assert [tok.pad_token_id, tok.eos_token_id, tok.bos_token_id,
-            tok.unk_token_id] == [0, 1, 2, 3]
+    assert [
+        tok.pad_token_id, tok.eos_token_id, tok.bos_token_id, tok.unk_token_id
+    ] == [0, 1, 2, 3]
     sp = spm.SentencePieceProcessor(
         model_file=osp.join(gemma_tokenizer_dir, 'tokenizer.model'))
     for text in TEXTS + ['Unseen Words: xyz!']:  # byte fallback, case kept
@@ -128,8 +127,9 @@ def test_hf_sam2_directory_has_the_meta_architecture(tmp_path, tiny_tools):
                    if not any(s in k for s in skip))
 
     assert numel(hf.mask_decoder) == numel(meta.sam_mask_decoder)
-    assert numel(hf.prompt_encoder, ('shared_embedding', )) == numel(
-        meta.sam_prompt_encoder, ('pe_layer', ))
+    assert numel(hf.prompt_encoder,
+                 ('shared_embedding', )) == numel(meta.sam_prompt_encoder,
+                                                  ('pe_layer', ))
     assert hf.no_memory_embedding.shape == meta.no_mem_embed.shape
     # the image encoders are the same function of the same weights
     hf_encoder = hf.vision_encoder.state_dict()
@@ -145,8 +145,8 @@ def test_hf_sam2_directory_has_the_meta_architecture(tmp_path, tiny_tools):
     with torch.no_grad():
         expected = meta.image_encoder(image)['backbone_fpn']
         got = hf.vision_encoder(image).fpn_hidden_states
-    assert [tuple(f.shape) for f in got] == [(1, 32, 32, 32),
-                                             (1, 32, 16, 16), (1, 32, 8, 8)]
+    assert [tuple(f.shape) for f in got] == [(1, 32, 32, 32), (1, 32, 16, 16),
+                                             (1, 32, 8, 8)]
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     assert hf.config.mask_decoder_config.dynamic_multimask_via_stability

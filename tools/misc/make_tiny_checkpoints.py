@@ -287,8 +287,8 @@ def save_siglip2(siglip_cfg: dict, out_dir: str, seed: int):
     """
     import copy
 
-    from transformers import (SiglipConfig, SiglipImageProcessor,
-                              SiglipModel, SiglipProcessor)
+    from transformers import (SiglipConfig, SiglipImageProcessor, SiglipModel,
+                              SiglipProcessor)
     tokenizer = build_gemma_tokenizer(out_dir)
     cfg = copy.deepcopy(siglip_cfg)
     cfg['text_config'].update(
@@ -355,11 +355,10 @@ def hf_sam2_config(model_cfg: dict):
         decoder's IoU head at Meta's fixed 256 channels and the dynamic
         multimask switches of ``model_cfg``.
     """
-    from transformers import (Sam2Config, Sam2HieraDetConfig,
-                              Sam2VisionConfig)
     import inspect
 
     from sam2.modeling.backbones.hieradet import Hiera
+    from transformers import Sam2Config, Sam2HieraDetConfig, Sam2VisionConfig
     trunk = {  # Hiera's defaults for what a packaged config leaves out
         k: p.default
         for k, p in inspect.signature(Hiera).parameters.items()
