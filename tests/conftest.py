@@ -68,3 +68,11 @@ def vis_setup(tmp_path_factory, clip_tokenizer_dir):
     cfg.dump(config_file)
     return SimpleNamespace(
         cfg=cfg, config_file=config_file, ckpt=ckpt, data_root=data_root)
+
+
+@pytest.fixture(scope='session')
+def gemma_tokenizer_dir(tmp_path_factory, tiny_tools):
+    """A real-format SigLIP2 (Gemma) tokenizer directory."""
+    out = tmp_path_factory.mktemp('gemma_tokenizer')
+    tiny_tools.build_gemma_tokenizer(str(out))
+    return str(out)

@@ -15,6 +15,12 @@ The architecture comes from a config (``model.backbone.config`` and
   official key names (``image_encoder.*``, ``prompt_encoder.*``,
   ``mask_decoder.*``, ``pixel_mean``, ``pixel_std``).
 
+For RSRefSeg 2 the module also writes (functions, used by the tests): a
+real-format SigLIP2 (Gemma) tokenizer (:func:`build_gemma_tokenizer`), a
+SigLIP2 ``save_pretrained`` directory (:func:`save_siglip2`), an official
+``sam2.1_hiera_*.pt`` file (:func:`save_sam2`) and an HF SAM 2.1 directory
+(:func:`save_hf_sam2`).
+
 The paths written are the config's ``model.backbone.pretrained`` and
 ``model.decode_head.checkpoint``, so the config then loads them through the
 same ``init_weights`` path as real checkpoints.
@@ -173,6 +179,248 @@ def build_siglip_tokenizer(out_dir: str,
         raise RuntimeError(f'{out_dir} loads as {type(loaded).__name__}, '
                            'not SiglipTokenizer')
     return loaded
+
+
+def build_gemma_tokenizer(out_dir: str, vocab_size: int = 600):
+    """Save a SigLIP2 (Gemma) tokenizer in the real format into ``out_dir``.
+
+    SigLIP2 uses Gemma's SentencePiece BPE model. A small one is trained with
+    sentencepiece's own trainer on RRSIS-D-style expressions with Gemma's
+    settings (``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2, ``<unk>`` 3, ``<mask>``
+    4, byte fallback, split digits, no dummy prefix, no whitespace
+    normalisation, no lowercasing) and written as ``tokenizer.model`` plus
+    ``GemmaTokenizer.save_pretrained`` files. ``tokenizer_config.json``
+    carries what HF's SigLIP2 conversion sets: no BOS, EOS appended, right
+    padding and ``model_input_names=['input_ids']`` (no attention mask is
+    returned).
+
+    Args:
+        out_dir (str): Destination directory (created).
+        vocab_size (int): SentencePiece vocabulary size (>= 300: 256 byte
+            pieces come first). Defaults to 600.
+
+    Returns:
+        GemmaTokenizer: The tokenizer loaded back with ``AutoTokenizer``.
+
+    Raises:
+        RuntimeError: If the directory does not load as a ``GemmaTokenizer``
+            that tokenises as the SentencePiece model plus ``<eos>``.
+    """
+    import io
+    import json
+
+    import sentencepiece as spm
+    from tokenizers.models import BPE
+    from transformers import AutoTokenizer, GemmaTokenizer
+    from transformers.convert_slow_tokenizer import SentencePieceExtractor
+    os.makedirs(out_dir, exist_ok=True)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(_expression_corpus()),
+        model_writer=model,
+        model_type='bpe',
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        pad_piece='<pad>',
+        eos_piece='<eos>',
+        bos_piece='<bos>',
+        unk_piece='<unk>',
+        user_defined_symbols=['<mask>'],
+        byte_fallback=True,
+        split_digits=True,
+        add_dummy_prefix=False,
+        remove_extra_whitespaces=False,
+        normalization_rule_name='identity',
+        allow_whitespace_only_pieces=True,
+        minloglevel=2)
+    spm_file = osp.join(out_dir, 'tokenizer.model')
+    with open(spm_file, 'wb') as f:
+        f.write(model.getvalue())
+    pieces = SentencePieceExtractor(spm_file).extract(BPE)
+    GemmaTokenizer(
+        vocab=pieces['vocab'],
+        merges=pieces['merges'],
+        add_bos_token=False,
+        add_eos_token=True,
+        padding_side='right',
+        model_input_names=['input_ids']).save_pretrained(out_dir)
+    # transformers 5 keeps add_bos/add_eos in tokenizer.json only; the real
+    # files (written by transformers 4) also state them here
+    config_file = osp.join(out_dir, 'tokenizer_config.json')
+    with open(config_file) as f:
+        config = json.load(f)
+    config.update(add_bos_token=False, add_eos_token=True)
+    with open(config_file, 'w') as f:
+        json.dump(config, f, indent=2)
+    loaded = AutoTokenizer.from_pretrained(out_dir)
+    processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    text = 'the white storage tank 12 on the left'
+    if type(loaded).__name__ != 'GemmaTokenizer' or loaded(
+            text)['input_ids'] != processor.encode(text) + [1]:
+        raise RuntimeError(f'{out_dir} does not load as a GemmaTokenizer '
+                           'equal to its SentencePiece model')
+    return loaded
+
+
+def save_siglip2(siglip_cfg: dict, out_dir: str, seed: int):
+    """Save a random SigLIP2 (fixed resolution) directory.
+
+    The fixed-resolution SigLIP2 checkpoints (``google/siglip2-so400m-
+    patch16-512`` ...) are ``SiglipModel`` directories with a Gemma
+    tokenizer: ``config.json`` + ``model.safetensors``, the tokenizer of
+    :func:`build_gemma_tokenizer`, and the image processor (bilinear resize
+    to the model size, mean = std = 0.5) written by
+    ``SiglipProcessor.save_pretrained``.
+
+    Args:
+        siglip_cfg (dict): ``SiglipConfig`` kwargs; the text
+            ``vocab_size`` is set to the tokenizer's size.
+        out_dir (str): Destination directory (created).
+        seed (int): Random seed of the weights.
+
+    Returns:
+        SiglipModel: The model written.
+    """
+    import copy
+
+    from transformers import (SiglipConfig, SiglipImageProcessor, SiglipModel,
+                              SiglipProcessor)
+    tokenizer = build_gemma_tokenizer(out_dir)
+    cfg = copy.deepcopy(siglip_cfg)
+    cfg['text_config'].update(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(seed)
+    model = SiglipModel(SiglipConfig(**cfg))
+    model.save_pretrained(out_dir)
+    size = model.config.vision_config.image_size
+    SiglipProcessor(
+        image_processor=SiglipImageProcessor(
+            size=dict(height=size, width=size),
+            resample=2,
+            image_mean=[0.5] * 3,
+            image_std=[0.5] * 3),
+        tokenizer=tokenizer).save_pretrained(out_dir)
+    return model
+
+
+def _perturb_(module: torch.nn.Module, std: float = 0.02):
+    """Add noise to every float tensor so that no two are alike or zero."""
+    with torch.no_grad():
+        for tensor in module.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(torch.randn_like(tensor) * std)
+
+
+def save_sam2(model_cfg: dict, out_file: str, seed: int):
+    """Save a random SAM 2.1 in the official ``sam2.1_hiera_*.pt`` format.
+
+    ``torch.save({'model': state_dict})`` of Meta's full ``SAM2Base``
+    (image encoder, SAM heads and the video memory modules), the file
+    ``sam2.build_sam._load_checkpoint`` loads strictly.
+
+    Args:
+        model_cfg (dict): ``SAM2Base`` config (``mmrsrefseg.utils.
+            sam2_import.sam2_model_cfg`` or a tiny variant).
+        out_file (str): Destination ``.pt`` file.
+        seed (int): Random seed of the weights.
+
+    Returns:
+        SAM2Base: The model written.
+    """
+    from mmrsrefseg.utils.sam2_import import build_sam2_model
+    torch.manual_seed(seed)
+    model = build_sam2_model(model_cfg)
+    _perturb_(model)
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    torch.save({'model': model.state_dict()}, out_file)
+    return model
+
+
+def hf_sam2_config(model_cfg: dict):
+    """transformers ``Sam2Config`` with the architecture of a Meta config.
+
+    Args:
+        model_cfg (dict): Meta ``SAM2Base`` config (Hiera trunk with
+            ``dim_mul = head_mul = 2``, FPN neck, SAM 2.1 heads).
+
+    Returns:
+        transformers.Sam2Config: Image model (no memory modules), the mask
+        decoder's IoU head at Meta's fixed 256 channels and the dynamic
+        multimask switches of ``model_cfg``.
+    """
+    import inspect
+
+    from sam2.modeling.backbones.hieradet import Hiera
+    from transformers import Sam2Config, Sam2HieraDetConfig, Sam2VisionConfig
+    trunk = {  # Hiera's defaults for what a packaged config leaves out
+        k: p.default
+        for k, p in inspect.signature(Hiera).parameters.items()
+    }
+    trunk.update(model_cfg['image_encoder']['trunk'])
+    neck = model_cfg['image_encoder']['neck']
+    size, width = model_cfg['image_size'], neck['d_model']
+    stages = len(trunk['stages'])
+    backbone = Sam2HieraDetConfig(
+        hidden_size=trunk['embed_dim'],
+        num_attention_heads=trunk['num_heads'],
+        blocks_per_stage=list(trunk['stages']),
+        embed_dim_per_stage=[trunk['embed_dim'] * 2**i for i in range(stages)],
+        num_attention_heads_per_stage=[
+            trunk['num_heads'] * 2**i for i in range(stages)
+        ],
+        window_size_per_stage=list(trunk['window_spec']),
+        global_attention_blocks=list(trunk['global_att_blocks']),
+        window_positional_embedding_background_size=list(
+            trunk['window_pos_embed_bkg_spatial_size']),
+        image_size=[size, size])
+    vision = Sam2VisionConfig(
+        backbone_config=backbone,
+        backbone_channel_list=list(neck['backbone_channel_list']),
+        backbone_feature_sizes=[[size // s, size // s] for s in (4, 8, 16)],
+        fpn_hidden_size=width,
+        fpn_top_down_levels=list(neck['fpn_top_down_levels']))
+    extra = model_cfg.get('sam_mask_decoder_extra_args') or {}
+    return Sam2Config(
+        vision_config=vision,
+        prompt_encoder_config=dict(hidden_size=width, image_size=size),
+        mask_decoder_config=dict(
+            hidden_size=width,
+            iou_head_hidden_dim=256,
+            dynamic_multimask_via_stability=extra.get(
+                'dynamic_multimask_via_stability', False),
+            dynamic_multimask_stability_delta=extra.get(
+                'dynamic_multimask_stability_delta', 0.05),
+            dynamic_multimask_stability_thresh=extra.get(
+                'dynamic_multimask_stability_thresh', 0.98)))
+
+
+def save_hf_sam2(model_cfg: dict, out_dir: str, seed: int):
+    """Save a random HF SAM 2.1 directory (``Sam2Model.save_pretrained``).
+
+    The layout of ``facebook/sam2.1-hiera-*`` on the Hugging Face hub, with
+    the architecture of the Meta config (:func:`hf_sam2_config`).
+
+    Args:
+        model_cfg (dict): Meta ``SAM2Base`` config.
+        out_dir (str): Destination directory (created).
+        seed (int): Random seed of the weights.
+
+    Returns:
+        transformers.Sam2Model: The model written.
+    """
+    from transformers import Sam2Model
+    torch.manual_seed(seed)
+    model = Sam2Model(hf_sam2_config(model_cfg))
+    _perturb_(model)
+    model.save_pretrained(out_dir)
+    return model
 
 
 def save_clip(backbone_cfg: dict, out_dir: str, seed: int):
