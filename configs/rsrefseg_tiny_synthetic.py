@@ -15,13 +15,13 @@ train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadRefSegAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='PackRefSegInputs')
+    dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}})
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='LoadRefSegAnnotations'),
-    dict(type='PackRefSegInputs')
+    dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}})
 ]
 train_dataloader = dict(
     batch_size=8,

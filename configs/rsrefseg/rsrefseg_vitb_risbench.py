@@ -1,28 +1,23 @@
-# RSRefSeg-b (configs/rsrefseg_vitb.py: SigLIP so400m + SAM ViT-B with LoRA,
-# the paper's recipe) on RISBench in its native layout:
+# RSRefSeg-b (SigLIP so400m + SAM ViT-B with LoRA, the paper's recipe as in
+# configs/rsrefseg_vitb.py) on RISBench in its native layout
+# (configs/_base_/datasets/risbench.py):
 #   data/risbench/img_rgb/<file>, data/risbench/mask/<file>,
 #   data/risbench/output_phrase_{train,val,test}.txt
-# Only the datasets differ from the RRSIS-D config (same as
-# configs/_base_/datasets/risbench.py): pipelines, loaders, metric, model and
-# schedule are inherited.
 #   bash tools/dist_train.sh configs/rsrefseg/rsrefseg_vitb_risbench.py 8
-_base_ = ['../rsrefseg_vitb.py']
-data_root = 'data/risbench'
-
-
-def _risbench(split, pipeline, test_mode):
-    return dict(
-        _delete_=True,
-        type='RISBenchDataset',
-        data_root=data_root,
-        ann_file=f'output_phrase_{split}.txt',
-        data_prefix=dict(img_path='img_rgb', seg_map_path='mask'),
-        test_mode=test_mode,
-        pipeline=pipeline)
-
-
-train_dataloader = dict(
-    dataset=_risbench('train', {{_base_.train_pipeline}}, False))
-val_dataloader = dict(dataset=_risbench('val', {{_base_.test_pipeline}}, True))
-test_dataloader = dict(
-    dataset=_risbench('test', {{_base_.test_pipeline}}, True))
+_base_ = [
+    'mmseg::_base_/default_runtime.py',
+    '../_base_/models/rsrefseg_siglip-so400m_sam-vitb.py',
+    '../_base_/datasets/risbench.py',
+    '../_base_/schedules/schedule_200e_adamw-warmcos.py',
+]
+# the settings of the paper's RSRefSeg-b config on top of its bases
+# (rsrefseg_siglip-so400m-sam-vitb_8xb1-amp-200e_rrsisd-1024x1024.py)
+custom_imports = dict(imports=['mmrsrefseg'], allow_failed_imports=False)
+model = dict(
+    backbone=dict(pretrained='checkpoints/siglip-so400m-patch14-384'),
+    decode_head=dict(checkpoint='checkpoints/sam_vit_b_01ec64.pth'))
+train_dataloader = dict(batch_size=1)  # per GPU, as the authors
+visualizer = dict(
+    type='RefSegLocalVisualizer',
+    vis_backends=[dict(type='LocalVisBackend')],
+    name='visualizer')

@@ -1,35 +1,25 @@
-# RSRefSeg-b (configs/rsrefseg_vitb.py) trained on RRSIS-D + RefSegRS +
-# RISBench at once, each in its native layout, through mmengine's
-# ConcatDataset (one shuffled sampler over the union of the three train
-# splits; every dataset keeps its own pipeline). Validation and test stay on
-# RRSIS-D; test the checkpoint on the others with their own configs, e.g.
+# RSRefSeg-b (SigLIP so400m + SAM ViT-B with LoRA, the paper's recipe as in
+# configs/rsrefseg_vitb.py) trained on RRSIS-D + RefSegRS + RISBench at once
+# (configs/_base_/datasets/rrsisd_refsegrs_risbench.py: mmengine
+# ConcatDataset of the three native layouts); validation and test stay on
+# RRSIS-D. Test the checkpoint on the others with their own configs, e.g.
 #   python tools/test.py configs/rsrefseg/rsrefseg_vitb_refsegrs.py CKPT
-# Data roots: data/rrsisd, data/refsegrs, data/risbench (see the
-# configs/_base_/datasets/*.py headers); override one with e.g.
-#   --cfg-options train_dataloader.dataset.datasets.1.data_root=/path
-# The three datasets name their categories differently (RRSIS-D: 20 DIOR
-# classes, RefSegRS / RISBench: none), hence ignore_keys; the concatenation
-# reports RRSIS-D's metainfo.
 #   bash tools/dist_train.sh \
 #       configs/rsrefseg/rsrefseg_vitb_rrsisd-refsegrs-risbench.py 8
-_base_ = ['../rsrefseg_vitb.py']
-train_dataloader = dict(
-    dataset=dict(
-        _delete_=True,
-        type='ConcatDataset',
-        ignore_keys=['classes', 'palette'],
-        datasets=[
-            {{_base_.train_dataloader.dataset}},
-            dict(
-                type='RefSegRSDataset',
-                data_root='data/refsegrs',
-                ann_file='output_phrase_train.txt',
-                data_prefix=dict(img_path='images', seg_map_path='masks'),
-                pipeline={{_base_.train_pipeline}}),
-            dict(
-                type='RISBenchDataset',
-                data_root='data/risbench',
-                ann_file='output_phrase_train.txt',
-                data_prefix=dict(img_path='img_rgb', seg_map_path='mask'),
-                pipeline={{_base_.train_pipeline}}),
-        ]))
+_base_ = [
+    'mmseg::_base_/default_runtime.py',
+    '../_base_/models/rsrefseg_siglip-so400m_sam-vitb.py',
+    '../_base_/datasets/rrsisd_refsegrs_risbench.py',
+    '../_base_/schedules/schedule_200e_adamw-warmcos.py',
+]
+# the settings of the paper's RSRefSeg-b config on top of its bases
+# (rsrefseg_siglip-so400m-sam-vitb_8xb1-amp-200e_rrsisd-1024x1024.py)
+custom_imports = dict(imports=['mmrsrefseg'], allow_failed_imports=False)
+model = dict(
+    backbone=dict(pretrained='checkpoints/siglip-so400m-patch14-384'),
+    decode_head=dict(checkpoint='checkpoints/sam_vit_b_01ec64.pth'))
+train_dataloader = dict(batch_size=1)  # per GPU, as the authors
+visualizer = dict(
+    type='RefSegLocalVisualizer',
+    vis_backends=[dict(type='LocalVisBackend')],
+    name='visualizer')

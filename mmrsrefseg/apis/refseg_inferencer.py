@@ -52,8 +52,9 @@ class RefSegInferencer(BaseInferencer):
     paths through ``LoadImageFromFile``, arrays through
     ``LoadImageFromNDArray``, same keyword arguments). Each pipeline input is
     ``dict(img_path=path, text=expression)`` or ``dict(img=bgr_array,
-    text=expression)``; the packing transform (``PackRefSegInputs``) puts
-    ``text`` into the data sample's metainfo, which the model reads.
+    text=expression)``; the packing transform (``PackSegInputs`` with
+    ``text`` in its ``meta_keys``) puts ``text`` into the data sample's
+    metainfo, which the model reads.
 
     Colour order: images given as arrays are **RGB** (what PIL, matplotlib
     and ``mmcv.imread(..., channel_order='rgb')`` return). They are
@@ -172,7 +173,9 @@ class RefSegInferencer(BaseInferencer):
             raise ValueError(
                 'The test pipeline does not pack the referring expression: '
                 "no transform has 'text' in its meta_keys (use "
-                f"PackRefSegInputs); pipeline: {names}")
+                "PackSegInputs with the meta_keys of "
+                "configs/_base_/datasets/rrsisd.py); pipeline: "
+                f"{names}")
         return pipeline
 
     def _init_collate(self, cfg: Union[Config, ConfigDict]):

@@ -4,11 +4,11 @@
 import json
 from typing import Any, List, Optional
 
-from mmengine.fileio import get_text
 from mmseg.registry import DATASETS
 
-from ._refseg_common import (BaseRefSegDataset, available_splits,
-                             join_img_path, require, to_int_id)
+from .base_refseg_dataset import BaseRefSegDataset
+from .utils import (available_splits, join_img_path, read_text_lines, require,
+                    to_int_id)
 
 
 @DATASETS.register_module()
@@ -32,8 +32,15 @@ class RefSegJsonlDataset(BaseRefSegDataset):
     ``bbox``, ``segmentation``, and ``split`` when a split filter is set.
     ``category_id`` is an int, or absent / null for datasets without
     categories (RefSegRS, RISBench; the sample's ``category_id`` is then
-    None); ``category_name`` and ``area`` are not used. Ids stored as strings
-    are normalised to int.
+    None); ``area`` is not used. Ids stored as strings are normalised to int.
+
+    Class names: a JSONL file carries a ``category_name`` per line but no
+    complete, ordered class list, so the dataset names no classes (its
+    metainfo has no ``classes``; ``RefSegIoUMetric`` then calls category 3
+    ``'category 3'``) unless ``metainfo=dict(classes=..., palette=...)``
+    gives them, as ``configs/_base_/datasets/rrsisd_jsonl.py`` does with
+    RRSIS-D's 20. With class names given, every line's ``category_id`` must
+    index them and its ``category_name``, when not null, must be that class.
 
     Ids the JSONL form lacks: ``ref_id`` is the 0-based index of the line in
     the file (blank lines count; stable for a given file, independent of the
@@ -44,9 +51,10 @@ class RefSegJsonlDataset(BaseRefSegDataset):
     per line, so every ``text_mode`` gives one sample per line).
 
     Every line is validated once when the dataset is built, see
-    :class:`BaseRefSegDataset` in ``mmrsrefseg/datasets/_refseg_common.py``
-    for the checks, the ``skip_invalid`` counting and the size-quirk policy.
-    A line that is not valid JSON is always an error (its split is unknown).
+    :class:`BaseRefSegDataset` for the checks, the ``skip_invalid`` counting
+    and the size-quirk policy. A file that is not UTF-8 and a line that is
+    not a JSON object are always errors naming the file and line (the split
+    of such a line is unknown).
 
     Args:
         data_root (str): Dataset root. Defaults to ''.
@@ -63,12 +71,14 @@ class RefSegJsonlDataset(BaseRefSegDataset):
             raising. Defaults to False.
         size_tolerance (int): Tolerated RLE/image size difference in pixels
             per dimension. Defaults to 16.
-        **kwargs: Other arguments of :class:`mmengine.dataset.BaseDataset`.
+        **kwargs: Other arguments of :class:`mmengine.dataset.BaseDataset`
+            (``metainfo``: the class names, see above).
 
     Raises:
-        ValueError: For a line that is not a JSON object, an unknown split
-            (the message lists the available ones), an invalid line (the
-            message names the file, line and ref id) or no sample.
+        ValueError: For a file that is not UTF-8 or a line that is not a
+            JSON object (the message names the file and line), an unknown
+            split (the message lists the available ones), an invalid line
+            (the message names the file, line and ref id) or no sample.
         FileNotFoundError: For a missing JSONL or image file.
     """
 
@@ -98,12 +108,11 @@ class RefSegJsonlDataset(BaseRefSegDataset):
             list[tuple[int, dict]]: ``(0-based line index, object)``.
 
         Raises:
-            ValueError: If a non-blank line is not a JSON object, or the
-                split is unknown.
+            ValueError: If the file is not UTF-8, a non-blank line is not a
+                JSON object, or the split is unknown.
         """
-        text = get_text(self.ann_file)
         records = []
-        for index, line in enumerate(text.splitlines()):
+        for index, line in enumerate(read_text_lines(self.ann_file)):
             if not line.strip():
                 continue
             where = f'{self.ann_file}: line {index + 1}'
@@ -156,6 +165,7 @@ class RefSegJsonlDataset(BaseRefSegDataset):
             image_id=to_int_id(
                 require(obj, 'image_id', where), 'image_id', where),
             category_id=category_id,
+            category_name=obj.get('category_name'),
             segmentation=require(obj, 'segmentation', where),
             bbox=require(obj, 'bbox', where),
             ori_height=None,

@@ -2,12 +2,12 @@
 """RefSegRS in its native ``images/`` + ``masks/`` + phrase-file layout."""
 import os.path as osp
 import re
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Tuple
 
-from mmengine.fileio import get_text
 from mmseg.registry import DATASETS
 
-from ._refseg_common import BaseRefSegDataset
+from .base_refseg_dataset import BaseRefSegDataset
+from .utils import read_text_lines
 
 _DECIMAL = re.compile(r'[0-9]+')
 
@@ -46,20 +46,22 @@ class RefSegRSDataset(BaseRefSegDataset):
     - ``ref_id`` = ``sent_id``: the 0-based index of the line in the phrase
       file (blank lines count), unique within a split;
     - ``image_id`` = ``ann_id``: the RefSegRS id as int (an id that is not a
-      non-negative decimal integer is an invalid line);
+      non-negative decimal integer is an invalid line; two spellings of one
+      number, e.g. ``007`` and ``7``, name two files and are an error naming
+      both lines);
     - ``category_id``: None (the native layout carries no category);
     - ``ori_height`` / ``ori_width``: from the image header.
 
     One sample per line, in file order (one expression per line, so every
     ``text_mode`` gives one sample per line). Every line is validated once
-    when the dataset is built, see :class:`BaseRefSegDataset` in
-    ``mmrsrefseg/datasets/_refseg_common.py``: the image and the mask exist
-    and their headers are readable, the expression is not empty, and the mask
-    size equals the image size (``size_tolerance`` defaults to 0 here, so any
-    difference is an error). Errors name the phrase file, the line number and
-    the id (and the image / mask file where relevant); with
-    ``skip_invalid=True`` invalid lines are counted in ``num_invalid``,
-    logged and dropped instead.
+    when the dataset is built, see :class:`BaseRefSegDataset`: the image and
+    the mask exist and their headers are readable (an empty or non-image file
+    is an error), the expression is not empty, and the mask size equals the
+    image size (``size_tolerance`` defaults to 0 here, so any difference is
+    an error). Errors name the phrase file, the line number and the id (and
+    the image / mask file where relevant); with ``skip_invalid=True`` invalid
+    lines are counted in ``num_invalid``, logged and dropped instead. A
+    phrase file that is not UTF-8 is an error naming its first bad line.
 
     Args:
         data_root (str): Dataset root, see the layout above. Defaults to ''.
@@ -85,8 +87,9 @@ class RefSegRSDataset(BaseRefSegDataset):
     Raises:
         ValueError: For an invalid line (empty expression, malformed id,
             unreadable image or mask header, mask size differing from the
-            image size; the message names the file, line and id) or a phrase
-            file without any valid sample.
+            image size; the message names the file, line and id), a phrase
+            file that is not UTF-8, two ids of one number or a phrase file
+            without any valid sample.
         FileNotFoundError: For a missing phrase file, image or mask.
     """
 
@@ -109,6 +112,7 @@ class RefSegRSDataset(BaseRefSegDataset):
                  **kwargs) -> None:
         self.img_suffix = img_suffix
         self.seg_map_suffix = seg_map_suffix
+        self._ids: Dict[str, int] = {}
         super().__init__(
             ann_file=ann_file,
             data_root=data_root,
@@ -122,8 +126,19 @@ class RefSegRSDataset(BaseRefSegDataset):
         """The phrase file, for log and error messages."""
         return self.ann_file
 
+    def load_data_list(self) -> List[dict]:
+        """Load, validate and expand the lines of the phrase file.
+
+        Returns:
+            list[dict]: See :meth:`BaseRefSegDataset.load_data_list`.
+        """
+        try:
+            return super().load_data_list()
+        finally:
+            self._ids = {}
+
     def load_records(self) -> List[Any]:
-        """Split the phrase file into its non-blank lines.
+        """Split the phrase file into its non-blank lines and number them.
 
         Returns:
             list[tuple[int, str, str]]: ``(0-based line index, first field,
@@ -132,19 +147,49 @@ class RefSegRSDataset(BaseRefSegDataset):
 
         Raises:
             FileNotFoundError: If the phrase file does not exist.
+            ValueError: If it is not UTF-8, or see :meth:`number_files`.
         """
-        text = get_text(self.ann_file)
-        if text.startswith('\ufeff'):  # a UTF-8 byte order mark
-            text = text[1:]
         records = []
-        for index, line in enumerate(text.splitlines()):
+        for index, line in enumerate(read_text_lines(self.ann_file)):
             fields = line.split()
             if fields:
                 records.append((index, fields[0], ' '.join(fields[1:])))
+        self._ids = self.number_files(records)
         return records
 
+    def number_files(self, records: List[Any]) -> Dict[str, int]:
+        """The id of each first field: the RefSegRS id, as int.
+
+        Args:
+            records (list[tuple[int, str, str]]): See :meth:`load_records`.
+
+        Returns:
+            dict[str, int]: First field -> id, for every first field that is
+            a non-negative decimal integer (other lines are invalid, see
+            :meth:`sample_ids`).
+
+        Raises:
+            ValueError: If two different first fields are the same number
+                (``007`` and ``7``: two files, one id); the message names
+                both lines.
+        """
+        ids: Dict[str, int] = {}
+        first_line: Dict[int, Tuple[str, int]] = {}
+        for index, token, _ in records:
+            if not _DECIMAL.fullmatch(token):
+                continue
+            number = int(token)
+            other, other_index = first_line.setdefault(number, (token, index))
+            if other != token:
+                raise ValueError(
+                    f'{self.ann_file}: line {other_index + 1} (id {other}) '
+                    f'and line {index + 1} (id {token}) name two files with '
+                    f'the same id {number}')
+            ids[token] = number
+        return ids
+
     def sample_ids(self, token: str, where: str) -> Tuple[int, int]:
-        """``(image_id, ann_id)`` of a line: the RefSegRS id, as int.
+        """``(image_id, ann_id)`` of a line, see :meth:`number_files`.
 
         Args:
             token (str): The first field of the line.
@@ -154,12 +199,13 @@ class RefSegRSDataset(BaseRefSegDataset):
             tuple[int, int]: The id twice (one mask per image file).
 
         Raises:
-            ValueError: If the id is not a non-negative decimal integer.
+            ValueError: If the first field has no id (not a non-negative
+                decimal integer).
         """
-        if not _DECIMAL.fullmatch(token):
+        if token not in self._ids:
             raise ValueError(f'{where}: a RefSegRS id is a non-negative '
                              f'integer (images/<id>.tif), got {token!r}')
-        return int(token), int(token)
+        return self._ids[token], self._ids[token]
 
     def parse_record(self, record: Any) -> dict:
         """Turn one line into a ref info dict.

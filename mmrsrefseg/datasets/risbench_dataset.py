@@ -1,6 +1,6 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
 """RISBench in its native ``img_rgb/`` + ``mask/`` + phrase-file layout."""
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
 
 from mmseg.registry import DATASETS
 
@@ -67,7 +67,6 @@ class RISBenchDataset(RefSegRSDataset):
                  img_suffix: str = '',
                  seg_map_suffix: str = '',
                  **kwargs) -> None:
-        self._file_index: Dict[str, int] = {}
         super().__init__(
             data_root=data_root,
             ann_file=ann_file,
@@ -76,39 +75,18 @@ class RISBenchDataset(RefSegRSDataset):
             seg_map_suffix=seg_map_suffix,
             **kwargs)
 
-    def load_data_list(self) -> List[dict]:
-        """Load, validate and expand the lines of the phrase file.
-
-        Returns:
-            list[dict]: See :meth:`BaseRefSegDataset.load_data_list`.
-        """
-        try:
-            return super().load_data_list()
-        finally:
-            self._file_index = {}
-
-    def load_records(self) -> List[Any]:
-        """Split the phrase file into lines and number its file names.
-
-        Returns:
-            list[tuple[int, str, str]]: See
-            :meth:`RefSegRSDataset.load_records`.
-        """
-        records = super().load_records()
-        self._file_index = {}
-        for _, token, _ in records:
-            self._file_index.setdefault(token, len(self._file_index))
-        return records
-
-    def sample_ids(self, token: str, where: str) -> Tuple[int, int]:
-        """``(image_id, ann_id)``: the first-appearance index of the file.
+    def number_files(self, records: List[Any]) -> Dict[str, int]:
+        """Number the file names in order of first appearance.
 
         Args:
-            token (str): The file name of the line.
-            where (str): File and line (unused: every name has an index).
+            records (list[tuple[int, str, str]]): See
+                :meth:`RefSegRSDataset.load_records`.
 
         Returns:
-            tuple[int, int]: The index twice (one mask per image file).
+            dict[str, int]: File name -> 0-based index among the distinct
+            file names (every line has an id).
         """
-        index = self._file_index[token]
-        return index, index
+        ids: Dict[str, int] = {}
+        for _, token, _ in records:
+            ids.setdefault(token, len(ids))
+        return ids

@@ -6,9 +6,28 @@ from typing import Any, List, Optional
 import mmengine
 from mmseg.registry import DATASETS
 
-from ._refseg_common import (BaseRefSegDataset, available_splits,
-                             join_img_path, join_rrsisd_ref, load_rrsisd_index,
-                             require, to_int_id)
+from .base_refseg_dataset import BaseRefSegDataset
+from .utils import (available_splits, join_img_path, join_rrsisd_ref,
+                    load_rrsisd_index, require, to_int_id)
+
+#: The 20 RRSIS-D categories (inherited from DIOR), indexed by their
+#: ``category_id`` 0..19 as listed in RRSIS-D's ``instances.json``.
+RRSISD_CLASSES = ('Expressway-Service-area', 'Expressway-toll-station',
+                  'airplane', 'airport', 'baseballfield', 'basketballcourt',
+                  'bridge', 'chimney', 'dam', 'golffield', 'groundtrackfield',
+                  'harbor', 'overpass', 'ship', 'stadium', 'storagetank',
+                  'tenniscourt', 'trainstation', 'vehicle', 'windmill')
+
+#: One RGB colour (0-255) per RRSIS-D category, in ``RRSISD_CLASSES`` order.
+# yapf: disable
+RRSISD_PALETTE = [
+    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
+    [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230],
+    [210, 245, 60], [250, 190, 212], [0, 128, 128], [220, 190, 255],
+    [170, 110, 40], [255, 250, 200], [128, 0, 0], [170, 255, 195],
+    [128, 128, 0], [255, 215, 180], [0, 0, 128], [128, 128, 128],
+]
+# yapf: enable
 
 
 @DATASETS.register_module()
@@ -40,14 +59,21 @@ class RRSISDDataset(BaseRefSegDataset):
     (real test ref 11765: bbox [148, 603, 375, 788], mask extent x 144..367,
     y 600..783).
 
+    The metainfo names the 20 DIOR categories of RRSIS-D (``classes``,
+    indexed by ``category_id``) with a ``palette``; every ref's
+    ``category_id`` must index them and the category's name in
+    ``instances.json`` must be that class.
+
     One data sample per referring expression (``text_mode='original'``),
     in the order of the refs file. Each ref is validated once when the
-    dataset is built, see :class:`BaseRefSegDataset` in
-    ``mmrsrefseg/datasets/_refseg_common.py`` for the checks, the
+    dataset is built, see :class:`BaseRefSegDataset` for the checks, the
     ``skip_invalid`` counting and the size-quirk policy (RLE 800x800 on a few
     800x787 / 800x801 / 800x802 images: kept and resized with nearest
     neighbour when the sizes differ by at most ``size_tolerance`` px per
-    dimension, an error beyond).
+    dimension, an error beyond). A refs file that is empty, truncated, not a
+    pickle or not a list of dicts, and an ``instances.json`` that is empty,
+    truncated, not JSON or not of the structure above are errors naming the
+    file (and the entry), whatever ``skip_invalid``.
 
     Modified from ``mmdet/datasets/refcoco.py`` (``RefCocoDataset``,
     Apache-2.0): same join of refs and instances and the same ``text_mode``
@@ -81,6 +107,8 @@ class RRSISDDataset(BaseRefSegDataset):
             message names the file and ref id) or an empty split.
         FileNotFoundError: For a missing annotation or image file.
     """
+
+    METAINFO = dict(classes=RRSISD_CLASSES, palette=RRSISD_PALETTE)
 
     def __init__(self,
                  data_root: str,
@@ -135,9 +163,7 @@ class RRSISDDataset(BaseRefSegDataset):
         """
         self._index = load_rrsisd_index(self.ann_file, self.instances_file)
         refs = self._index['refs']
-        splits = [
-            ref.get('split') if isinstance(ref, dict) else None for ref in refs
-        ]
+        splits = [ref.get('split') for ref in refs]
         if self.split not in splits:
             raise ValueError(f'{self.ann_file}: unknown split '
                              f'{self.split!r}; available splits: '
@@ -176,6 +202,7 @@ class RRSISDDataset(BaseRefSegDataset):
             ann_id=joined['ann_id'],
             image_id=joined['image_id'],
             category_id=joined['category_id'],
+            category_name=self._index['cats'].get(joined['category_id']),
             segmentation=require(ann, 'segmentation', ann_where),
             bbox=require(ann, 'bbox', ann_where),
             ori_height=to_int_id(

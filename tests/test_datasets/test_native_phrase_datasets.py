@@ -16,6 +16,7 @@ from mmseg.registry import DATASETS
 from utils.native_layouts import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
                                   make_refsegrs, make_risbench, rect_mask,
                                   write_mask)
+from utils.refseg_data import META_KEYS
 
 from mmrsrefseg.datasets import (LoadRefSegAnnotations, RefSegRSDataset,
                                  RISBenchDataset)
@@ -24,13 +25,13 @@ TRAIN_PIPELINE = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadRefSegAnnotations'),
     dict(type='Resize', scale=(40, 48), keep_ratio=False),
-    dict(type='PackRefSegInputs')
+    dict(type='PackSegInputs', meta_keys=META_KEYS)
 ]
 TEST_PIPELINE = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(40, 48), keep_ratio=False),
     dict(type='LoadRefSegAnnotations'),
-    dict(type='PackRefSegInputs')
+    dict(type='PackSegInputs', meta_keys=META_KEYS)
 ]
 
 
@@ -221,6 +222,109 @@ def test_refsegrs_errors_name_file_and_line(refsegrs, case):
         assert part in str(info.value)
 
 
+def test_refsegrs_ids_keep_their_identity(refsegrs):
+    """``007`` and ``7`` are two files; they cannot share image_id 7."""
+    root, _ = refsegrs
+    for name in ('007.tif', '7.tif'):
+        for folder in ('images', 'masks'):
+            (root / folder / name).write_bytes(
+                (root / folder / '0.tif').read_bytes())
+    ann = root / 'output_phrase_train.txt'
+    ann.write_text('0 road\n007 a road\n\n7 a road\n')
+    for skip_invalid in (False, True):  # a file-level error
+        with pytest.raises(ValueError) as err:
+            DATASETS.build(_refsegrs_cfg(root, skip_invalid=skip_invalid))
+        assert f'{ann}: line 2 (id 007) and line 4 (id 7) name two files ' \
+            'with the same id 7' in str(err.value)
+    # one spelling alone keeps its number
+    ann.write_text('0 road\n007 a road\n')
+    ds = DATASETS.build(_refsegrs_cfg(root))
+    assert [ds.get_data_info(i)['image_id'] for i in range(2)] == [0, 7]
+    assert ds.get_data_info(1)['img_path'].endswith('images/007.tif')
+
+
+def _latin1(root):
+    return b'0 road\n1 a red car\n2 caf\xe9 building\n'
+
+
+# (phrase file content given the root, exception, fragments after the file)
+BAD_PHRASE_FILES = {
+    'not_utf8':
+    (_latin1, ValueError, [': line 3: not UTF-8 text', 'at byte 24']),
+    'utf16': (lambda root: '0 road\n'.encode('utf-16'), ValueError,
+              [': line 1: not UTF-8 text']),
+    'garbage': (lambda root: bytes(range(256)), ValueError,
+                [': line ', ': not UTF-8 text']),
+    'empty': (lambda root: b'', ValueError, [': no valid sample']),
+    'truncated': (lambda root: b'0 road\n1 a red car\n2', ValueError,
+                  [": line 3 (id 2): missing or empty referring expression"]),
+    'wrong_type_id':
+    (lambda root: b'0 road\nP0003.tif a car\n', ValueError,
+     [": line 2 (id P0003.tif): a RefSegRS id is a "
+      'non-negative integer']),
+}
+
+
+@pytest.mark.parametrize('case', sorted(BAD_PHRASE_FILES))
+def test_bad_phrase_files(refsegrs, case):
+    root, _ = refsegrs
+    write, exc, fragments = BAD_PHRASE_FILES[case]
+    ann = root / 'output_phrase_train.txt'
+    ann.write_bytes(write(root))
+    with pytest.raises(exc) as err:
+        DATASETS.build(_refsegrs_cfg(root))
+    message = str(err.value)
+    assert message.startswith(str(ann)), message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+# bad image / mask file content (the valid file is given)
+BAD_IMAGE_FILES = {
+    'empty': lambda data: b'',
+    'text': lambda data: b'a mask, not an image\n',
+    'garbage': lambda data: bytes(range(256)),
+    'truncated_header': lambda data: data[:6],
+}
+
+
+@pytest.mark.parametrize('kind', ['image', 'mask'])
+@pytest.mark.parametrize('case', sorted(BAD_IMAGE_FILES))
+def test_bad_image_and_mask_files_fail_at_build(refsegrs, kind, case):
+    """Found when the dataset reads the headers, not by the pipeline."""
+    root, _ = refsegrs
+    path = root / ('images' if kind == 'image' else 'masks') / '2.tif'
+    path.write_bytes(BAD_IMAGE_FILES[case](path.read_bytes()))
+    with pytest.raises(ValueError) as err:
+        DATASETS.build(_refsegrs_cfg(root))
+    assert f'output_phrase_train.txt: line 4 (id 2): cannot read the ' \
+        f'{kind} header of {path}' in str(err.value)
+
+
+def test_mask_file_cut_after_its_header_fails_when_loaded(refsegrs):
+    """Only the header is read at build; the pixels when the mask loads."""
+    from PIL import Image
+    root, written = refsegrs
+    path = root / 'masks' / '2.tif'
+    # an uncompressed TIFF written by Pillow: its directory precedes the
+    # pixels, so the header survives the cut
+    Image.fromarray(written['masks']['2.tif'] * 255).save(
+        str(path), format='TIFF')
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) - 40])
+    ds = DATASETS.build(
+        _refsegrs_cfg(
+            root,
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='LoadRefSegAnnotations')
+            ]))
+    with pytest.raises(ValueError) as err:
+        ds[3]
+    assert f'cannot decode the mask file {path}' in str(err.value)
+    assert '(ref_id 3)' in str(err.value)
+
+
 def test_missing_phrase_file(refsegrs):
     root, _ = refsegrs
     with pytest.raises(FileNotFoundError, match='output_phrase_trainval'):
@@ -244,7 +348,8 @@ def test_skip_invalid_counts(refsegrs):
         ann, lambda lines: [lines[0], '1', lines[2], lines[3], '', '99 gone'])
     with pytest.raises(ValueError, match='line 2 .id 1.'):
         DATASETS.build(_refsegrs_cfg(root))
-    with mock.patch('mmrsrefseg.datasets._refseg_common.print_log') as log:
+    with mock.patch(
+            'mmrsrefseg.datasets.base_refseg_dataset.print_log') as log:
         ds = DATASETS.build(_refsegrs_cfg(root, skip_invalid=True))
     logged = '\n'.join(call.args[0] for call in log.call_args_list)
     assert ds.num_invalid == 2
@@ -363,7 +468,7 @@ def test_mask_file_size_checked_when_loading(tmp_path):
             ValueError,
             match=r'\(10, 10\) differs from the '
             r'image size \(30, 10\)'):
-        LoadRefSegAnnotations(size_tolerance=4)(
+        LoadRefSegAnnotations()(
             dict(seg_map_path=str(path), ori_shape=(30, 10)))
 
 

@@ -14,6 +14,7 @@ from mmseg.registry import DATASETS
 from pycocotools import mask as mask_utils
 from utils.native_layouts import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
                                   make_refsegrs, make_risbench)
+from utils.refseg_data import META_KEYS
 
 REPO = Path(__file__).parents[2]
 CONVERTER = REPO / 'tools/dataset_converters/phrase_txt_to_jsonl.py'
@@ -25,7 +26,7 @@ PIPELINE = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(64, 64), keep_ratio=False),
     dict(type='LoadRefSegAnnotations'),
-    dict(type='PackRefSegInputs')
+    dict(type='PackSegInputs', meta_keys=META_KEYS)
 ]
 LAYOUTS = dict(
     refsegrs=('RefSegRSDataset', 'images', make_refsegrs, REFSEGRS_SAMPLES),

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from utils.refseg_data import (IMG_DIR, build, data_root_cfg, edit_rrsisd,
-                               encode_rle, rect_mask, require_real_sample)
+from utils.refseg_data import (IMG_DIR, META_KEYS, build, data_root_cfg,
+                               edit_rrsisd, encode_rle, rect_mask,
+                               require_real_sample)
 
-from mmrsrefseg.datasets import RefSegJsonlDataset
+from mmrsrefseg.datasets import RefSegJsonlDataset, RRSISDDataset
 
 REPO = Path(__file__).parents[2]
 CONVERTER = REPO / 'tools/dataset_converters/rrsisd_to_jsonl.py'
@@ -25,7 +26,7 @@ PIPELINE = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(64, 64), keep_ratio=False),
     dict(type='LoadRefSegAnnotations'),
-    dict(type='PackRefSegInputs')
+    dict(type='PackSegInputs', meta_keys=META_KEYS)
 ]
 
 
@@ -116,6 +117,107 @@ def test_jsonl_invalid_lines(native_root, line, exc, fragments):
         build(_jsonl_cfg(root, ann))
     for fragment in fragments + ['x.jsonl']:
         assert fragment in str(err.value), (fragment, str(err.value))
+
+
+def _bytes(*lines):
+    return ('\n'.join(lines) + '\n').encode()
+
+
+# (JSONL content, fragments of the message after the file name)
+BAD_JSONL_FILES = {
+    'empty': (b'', [' (split None): no valid sample']),
+    'blank_lines_only': (b'\n  \n', [' (split None): no valid sample']),
+    'truncated': (_bytes(_line(),
+                         _line())[:-40], [': line 2: not valid JSON']),
+    # a Latin-1 expression on line 2
+    'not_utf8':
+    (_bytes(_line()) + b'{"sent": "caf\xe9"}\n', [': line 2: not UTF-8 text']),
+    'garbage': (bytes(range(128, 256)), [': line 1: not UTF-8 text']),
+    'text':
+    (b'split image_id sent\ntest 10 the tank\n', [': line 1: not valid JSON']),
+    'array_line': (_bytes(_line(), '[1, 2]'),
+                   [': line 2: expected a JSON object, got list']),
+    'number_line':
+    (_bytes(_line(), '5'), [': line 2: expected a JSON object, got int']),
+    'null_line': (_bytes('null'),
+                  [': line 1: expected a JSON object, got NoneType']),
+    # wrong-type fields
+    'sent_int':
+    (_bytes(_line(), _line(sent=5)),
+     [': line 2 (ref_id 1): missing or empty referring '
+      'expression 5']),
+    'image_id_float': (_bytes(_line(image_id=10.5)),
+                       [": line 1 (ref_id 0): field 'image_id' must be"]),
+    'bbox_str': (_bytes(_line(bbox='2 3 9 12')),
+                 [': line 1 (ref_id 0): bbox must be 4 numbers']),
+    'segmentation_str': (_bytes(_line(segmentation='ZUa3')),
+                         [': line 1 (ref_id 0): malformed segmentation']),
+    'rle_size_str':
+    (_bytes(_line(segmentation=[dict(size='24x32', counts='13')])),
+     [': line 1 (ref_id 0): malformed RLE: size must be']),
+    'file_name_list': (_bytes(_line(file_name=['00010.jpg'])),
+                       [': line 1 (ref_id 0): file_name must be']),
+}
+
+
+@pytest.mark.parametrize('case', sorted(BAD_JSONL_FILES))
+def test_bad_jsonl_files(native_root, case):
+    root, _ = native_root
+    content, fragments = BAD_JSONL_FILES[case]
+    path = root / 'datainfo' / 'bad.jsonl'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        build(_jsonl_cfg(root, 'datainfo/bad.jsonl'))
+    message = str(err.value)
+    assert message.startswith(str(path)), message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_jsonl_byte_order_mark(native_root):
+    root, _ = native_root
+    path = root / 'datainfo' / 'bom.jsonl'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b'\xef\xbb\xbf' + _bytes(_line(sent='first')))
+    assert build(_jsonl_cfg(root, 'datainfo/bom.jsonl'))[0]['text'] == 'first'
+
+
+RRSISD_METAINFO = dict(
+    classes=RRSISDDataset.METAINFO['classes'],
+    palette=RRSISDDataset.METAINFO['palette'])
+
+
+def test_jsonl_classes(native_root):
+    """Without metainfo no class names (category ids pass through); with
+    them, every line's category is checked against them."""
+    root, _ = native_root
+    ann = _write(root, [_line(), _line(category_id=2, category_name=None)])
+    plain = build(_jsonl_cfg(root, ann))
+    assert 'classes' not in plain.metainfo
+    assert [plain[i]['category_id'] for i in range(2)] == [15, 2]
+    named = build(_jsonl_cfg(root, ann, metainfo=RRSISD_METAINFO))
+    assert named.metainfo == RRSISDDataset.METAINFO
+    assert named.metainfo['classes'][named[0]['category_id']] == \
+        'storagetank'
+    # RefSegRS / RISBench JSONL: no category, no class names reported
+    refsegrs = _write(
+        root, [_line(category_id=None, category_name=None)],
+        name='datainfo/refsegrs.jsonl')
+    assert 'classes' not in build(_jsonl_cfg(root, refsegrs)).metainfo
+    for line, fragment in (
+        (_line(category_id=20), 'category_id 20 does not index the 20'),
+        (_line(category_name='tank'), "category_name 'tank' is not class 15"),
+    ):
+        bad = _write(root, [_line(), line], name='datainfo/bad.jsonl')
+        with pytest.raises(ValueError) as err:
+            build(_jsonl_cfg(root, bad, metainfo=RRSISD_METAINFO))
+        assert 'bad.jsonl: line 2 (ref_id 1)' in str(err.value)
+        assert fragment in str(err.value)
+    # no class names given: an index into nothing is refused
+    bad = _write(root, [_line()], name='datainfo/bad.jsonl')
+    with pytest.raises(ValueError, match='does not index the 0 classes'):
+        build(_jsonl_cfg(root, bad, metainfo=dict(classes=())))
 
 
 def test_jsonl_missing_field(native_root):

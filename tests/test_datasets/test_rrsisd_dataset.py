@@ -4,16 +4,19 @@ import json
 import logging
 import os
 import os.path as osp
+import pickle
 import random
 from unittest import mock
 
 import numpy as np
 import pytest
-from utils.refseg_data import (DEFAULT_SPECS, IMG_DIR, INSTANCES, REFS, build,
-                               data_root_cfg, edit_rrsisd, encode_rle,
-                               make_rrsisd, rect_mask, require_real_sample)
+from utils.refseg_data import (DEFAULT_SPECS, IMG_DIR, INSTANCES, META_KEYS,
+                               REFS, build, data_root_cfg, edit_rrsisd,
+                               encode_rle, make_rrsisd, rect_mask,
+                               require_real_sample)
 
 from mmrsrefseg.datasets import RRSISDDataset
+from mmrsrefseg.datasets.rrsisd_dataset import RRSISD_CLASSES
 
 SAMPLE_KEYS = {
     'img_path', 'text', 'ref_id', 'ann_id', 'image_id', 'sent_id',
@@ -24,13 +27,13 @@ TEST_PIPELINE = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(1024, 1024), keep_ratio=False),
     dict(type='LoadRefSegAnnotations'),
-    dict(type='PackRefSegInputs')
+    dict(type='PackSegInputs', meta_keys=META_KEYS)
 ]
 
 
 def _log_calls(fn):
     """Run ``fn`` and return its result and the WARNING messages logged."""
-    target = 'mmrsrefseg.datasets._refseg_common.print_log'
+    target = 'mmrsrefseg.datasets.base_refseg_dataset.print_log'
     with mock.patch(target) as print_log:
         result = fn()
     return result, [
@@ -185,6 +188,35 @@ BAD_CASES = {
     'no_segmentation':
     (dict(instances_fn=lambda inst: _ann(inst, 1002).pop('segmentation')),
      ValueError, ['ref_id 2', "missing field 'segmentation'"]),
+    # wrong-type fields
+    'sentences_str':
+    (dict(refs_fn=lambda refs: _ref(refs, 2).update(sentences='the tank')),
+     ValueError, [REFS, 'ref_id 2', 'sentences must be a list, got str']),
+    'sent_int':
+    (dict(refs_fn=lambda refs: _ref(refs, 2)['sentences'][0].update(sent=5)),
+     ValueError, [REFS, 'ref_id 2', 'empty referring expression 5']),
+    'ann_id_float':
+    (dict(refs_fn=lambda refs: _ref(refs, 2).update(ann_id=1002.0)),
+     ValueError, [REFS, 'ref_id 2', "field 'ann_id' must be an int"]),
+    'segmentation_str': (_set_seg(1002, 'ZUa3'), ValueError,
+                         ['ref_id 2', 'malformed segmentation']),
+    'bbox_str':
+    (dict(instances_fn=lambda inst: _ann(inst, 1002).update(bbox='2,3,9,12')),
+     ValueError, ['ref_id 2', 'bbox must be 4 numbers']),
+    'file_name_int':
+    (dict(instances_fn=lambda inst: inst['images'][0].update(file_name=10)),
+     ValueError, ['ref_id 1', INSTANCES, 'file_name must be a non-empty']),
+    # categories: the ref's id must index the 20 classes, the name in
+    # instances.json must be that class
+    'category_id_beyond_classes':
+    (dict(refs_fn=lambda refs: _ref(refs, 2).update(category_id=20)),
+     ValueError, ['ref_id 2', 'category_id 20 does not index the 20 classes']),
+    'category_name_mismatch': (dict(
+        instances_fn=lambda inst: inst['categories'][15].update(name='tank')),
+                               ValueError, [
+                                   'ref_id 1', "category_name 'tank'",
+                                   "('storagetank')"
+                               ]),
 }
 
 
@@ -260,8 +292,123 @@ def test_size_quirk_within_tolerance(tmp_path, img_h):
     rows = np.floor(np.arange(img_h) * 800 / img_h).astype(int)
     np.testing.assert_array_equal(gt, out['masks'][9][rows])
     assert packed['inputs'].shape == (3, 1024, 1024)
+    # the dataset decided; the transform resizes what it marked
+    assert ds.get_data_info(0)['resize_mask'] is True
     with pytest.raises(ValueError, match='size_tolerance=1 px'):
         build(data_root_cfg(tmp_path, split='test', size_tolerance=1))
+
+
+def test_negative_size_tolerance_is_an_error(native_root):
+    root, _ = native_root
+    with pytest.raises(ValueError, match='size_tolerance must be'):
+        build(data_root_cfg(root, size_tolerance=-1))
+
+
+# ---- bad annotation and image files ------------------------------------
+# Each case writes one bad file; the build fails with a ValueError whose
+# message names the file (and the entry where one applies).
+
+
+def _pickle(obj):
+    return pickle.dumps(obj, protocol=2)
+
+
+def _json(obj):
+    return json.dumps(obj).encode()
+
+
+def _instances(root, **changes):
+    with open(osp.join(root, INSTANCES)) as f:
+        instances = json.load(f)
+    instances.update(changes)
+    return _json(instances)
+
+
+def _refs(root):
+    with open(osp.join(root, REFS), 'rb') as f:
+        return pickle.load(f)
+
+
+# (new content of the refs file given the root, fragments of the message)
+BAD_REFS_FILES = {
+    'empty': (lambda root: b'', ['empty file, expected a pickle']),
+    'truncated':
+    (lambda root: _pickle(_refs(root))[:60], ['not a readable pickle']),
+    'garbage':
+    (lambda root: bytes(range(200, 256)) * 3, ['not a readable pickle']),
+    'text':
+    (lambda root: b'ref_id split\n1 train\n', ['not a readable pickle']),
+    'dict': (lambda root: _pickle(dict(refs=_refs(root))),
+             ['expected a pickled list of refs, got dict']),
+    'list_of_str': (lambda root: _pickle(['ref 1', 'ref 2']),
+                    ['refs[0]: expected a ref (dict), got str']),
+    'list_with_int': (lambda root: _pickle(_refs(root) + [7]),
+                      ['refs[6]: expected a ref (dict), got int']),
+}
+
+BAD_INSTANCES_FILES = {
+    'empty': (lambda root: b'', ['empty file, expected JSON']),
+    'truncated':
+    (lambda root: _instances(root)[:90], ['line 1 column', 'not valid JSON']),
+    'garbage':
+    (lambda root: b'\xff\xfe\x00garbage', ['line 1: not UTF-8 text']),
+    'not_json': (lambda root: b'images: []\nannotations: []\n',
+                 ['line 1 column 1: not valid JSON']),
+    'list': (lambda root: b'[]', ['expected a JSON object, got list']),
+    'annotations_int': (lambda root: _instances(root, annotations=3),
+                        ["'annotations' must be a list, got int"]),
+    'image_str': (lambda root: _instances(root, images=['00010.jpg']),
+                  ['images[0]: expected an object']),
+    'category_without_name':
+    (lambda root: _instances(root, categories=[dict(id=0)]),
+     ["categories[0]: missing field 'name'"]),
+    'no_images': (lambda root: _json(dict(annotations=[], categories=[])),
+                  ["missing field 'images'"]),
+}
+
+
+@pytest.mark.parametrize('kind, case', [('refs', c) for c in BAD_REFS_FILES] +
+                         [('instances', c) for c in BAD_INSTANCES_FILES])
+def test_bad_annotation_files(native_root, kind, case):
+    root, _ = native_root
+    name, table = ((REFS, BAD_REFS_FILES) if kind == 'refs' else
+                   (INSTANCES, BAD_INSTANCES_FILES))
+    write, fragments = table[case]
+    content = write(root)
+    with open(osp.join(root, name), 'wb') as f:
+        f.write(content)
+    for skip_invalid in (False, True):  # a bad file is never skipped
+        with pytest.raises(ValueError) as err:
+            build(
+                data_root_cfg(root, split='train', skip_invalid=skip_invalid))
+        message = str(err.value)
+        assert message.startswith(osp.join(str(root), name) + ': '), message
+        for fragment in fragments:
+            assert fragment in message, (fragment, message)
+
+
+BAD_IMAGES = {
+    'empty': lambda data: b'',
+    'text': lambda data: b'not an image\n',
+    'garbage': lambda data: bytes(range(256)),
+    'truncated_header': lambda data: data[:12],
+}
+
+
+@pytest.mark.parametrize('case', sorted(BAD_IMAGES))
+def test_bad_image_files_fail_at_build(native_root, case):
+    """Found when the header is read, not by OpenCV in a dataloader."""
+    root, _ = native_root
+    path = osp.join(str(root), IMG_DIR, '00011.jpg')
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(BAD_IMAGES[case](data))
+    with pytest.raises(ValueError) as err:
+        build(data_root_cfg(root, split='train', pipeline=TEST_PIPELINE))
+    message = str(err.value)
+    assert f'{REFS}: ref_id 3: cannot read the image header of {path}' \
+        in message
 
 
 def test_lazy_init_and_serialisation(native_root):
@@ -301,6 +448,14 @@ def test_real_sample():
     # [x, y, w, h] = [144, 600, 224, 184] for this RLE)
     ys, xs = np.nonzero(gt)
     assert [xs.min(), ys.min(), xs.max(), ys.max()] == [144, 600, 367, 783]
+
+
+def test_rrsisd_classes_match_real_ids():
+    assert len(RRSISD_CLASSES) == 20
+    assert RRSISD_CLASSES[2] == 'airplane'
+    assert RRSISD_CLASSES[15] == 'storagetank'
+    assert RRSISD_CLASSES[19] == 'windmill'
+    assert RRSISDDataset.METAINFO['classes'] is RRSISD_CLASSES
 
 
 def test_real_sample_categories_match_metainfo():

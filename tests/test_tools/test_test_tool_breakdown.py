@@ -69,7 +69,7 @@ def setup(tmp_path_factory, tiny_tools):
 
 
 def test_tools_test_writes_breakdown(setup):
-    from mmrsrefseg.datasets._refseg_common import RRSISD_CLASSES
+    from mmrsrefseg.datasets.rrsisd_dataset import RRSISD_CLASSES
     from mmrsrefseg.evaluation.functional import refseg_scores
     root = setup['root']
     out = root / 'results.json'

@@ -7,12 +7,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from mmengine.config import Config
 from pycocotools import mask as mask_utils
 
 import mmrsrefseg  # noqa: F401  (registers the datasets and transforms)
 
+REPO = Path(__file__).parents[2]
 #: The real one-sample RRSIS-D excerpt, outside the repository.
-REAL_ROOT = Path(__file__).parents[2].parent / 'shared/data/rrsisd_sample'
+REAL_ROOT = REPO.parent / 'shared/data/rrsisd_sample'
+#: The meta keys the configs pack (``PackSegInputs(meta_keys=...)``).
+META_KEYS = Config.fromfile(str(REPO /
+                                'configs/_base_/datasets/rrsisd.py')).meta_keys
 REFS = 'rrsisd/refs(unc).p'
 INSTANCES = 'rrsisd/instances.json'
 IMG_DIR = 'images/rrsisd/JPEGImages'

@@ -40,7 +40,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from mmrsrefseg.datasets import RefSegRSDataset, RISBenchDataset
-from mmrsrefseg.datasets._refseg_common import read_mask_file
+from mmrsrefseg.datasets.utils import read_mask_file
 
 #: Dataset class of each layout.
 LAYOUTS = dict(refsegrs=RefSegRSDataset, risbench=RISBenchDataset)

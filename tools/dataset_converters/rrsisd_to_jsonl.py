@@ -23,8 +23,7 @@ from typing import Dict, List, Optional
 
 import mmengine
 
-from mmrsrefseg.datasets._refseg_common import (join_rrsisd_ref,
-                                                load_rrsisd_index)
+from mmrsrefseg.datasets.utils import join_rrsisd_ref, load_rrsisd_index
 
 #: The field order of the authors' JSONL lines.
 JSONL_FIELDS = ('split', 'image_id', 'sent', 'file_name', 'category_id',

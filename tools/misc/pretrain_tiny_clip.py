@@ -84,7 +84,7 @@ def build_loader(cfg, data_root, image_size, batch_size, seed):
                 type='Resize',
                 scale=(image_size, image_size),
                 keep_ratio=False),
-            dict(type='PackRefSegInputs')
+            dict(type='PackSegInputs', meta_keys=cfg.meta_keys)
         ])
     dataset = DATASETS.build(dataset_cfg)
     generator = torch.Generator().manual_seed(seed)

@@ -8,17 +8,23 @@
 dataset_type = 'RRSISDDataset'
 data_root = 'data/rrsisd'
 img_scale = (1024, 1024)
+# mmseg's PackSegInputs defaults plus the referring expression and its ids,
+# which travel in each data sample's metainfo (the model reads 'text')
+meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
+             'pad_shape', 'scale_factor', 'flip', 'flip_direction',
+             'reduce_zero_label', 'text', 'ref_id', 'ann_id', 'image_id',
+             'sent_id', 'category_id')
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadRefSegAnnotations'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='PackRefSegInputs')
+    dict(type='PackSegInputs', meta_keys=meta_keys)
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=img_scale, keep_ratio=False),
     dict(type='LoadRefSegAnnotations'),
-    dict(type='PackRefSegInputs')
+    dict(type='PackSegInputs', meta_keys=meta_keys)
 ]
 train_dataloader = dict(
     batch_size=4,

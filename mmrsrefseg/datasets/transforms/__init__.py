@@ -1,5 +1,4 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-from .formatting import PackRefSegInputs
 from .loading import LoadRefSegAnnotations
 
-__all__ = ['LoadRefSegAnnotations', 'PackRefSegInputs']
+__all__ = ['LoadRefSegAnnotations']

@@ -1,14 +1,11 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""RLE validation / decoding helpers shared by the datasets and transforms."""
+"""RLE / polygon validation and decoding (mmrsrefseg.datasets.utils)."""
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 from utils.refseg_data import encode_rle, rect_mask
 
-from mmrsrefseg.datasets._refseg_common import (RRSISD_CLASSES,
-                                                check_segmentation,
-                                                compressed_rle_counts,
-                                                decode_segmentation, to_int_id)
+from mmrsrefseg.datasets.utils import check_segmentation, decode_segmentation
 
 WHERE = 'ann.json: ref_id 7'
 
@@ -29,42 +26,41 @@ def _masks():
     ]
 
 
-def _runs_to_mask(runs, hw):
-    """Independent decoder: alternate 0/1 runs, column-major."""
-    values = np.arange(len(runs)) % 2
-    flat = np.repeat(values, runs).astype(np.uint8)
-    return flat.reshape(hw[1], hw[0]).T
-
-
-def test_compressed_rle_counts_hand_example():
+def test_compressed_rle_hand_example():
     # 2x2 mask [[0, 1], [1, 1]], column-major pixels 0, 1, 1, 1 -> runs
     # [1, 3]; each count < 16 is one character chr(48 + count).
     mask = np.array([[0, 1], [1, 1]], np.uint8)
     rle = mask_utils.encode(np.asfortranarray(mask))
     assert rle['counts'] == b'13'
-    assert compressed_rle_counts(b'13').tolist() == [1, 3]
+    assert check_segmentation(dict(size=[2, 2], counts=b'13'), WHERE) == (2, 2)
+    # runs [1, 2] cover 3 of the 4 pixels, [1, 4] 5 of them
+    for short_or_long in (b'12', b'14'):
+        with pytest.raises(ValueError, match='size 2x2 needs 4 pixels'):
+            check_segmentation(dict(size=[2, 2], counts=short_or_long), WHERE)
 
 
 @pytest.mark.parametrize('index', range(7))
-def test_compressed_rle_counts_parity_with_pycocotools(index):
+def test_compressed_rle_parity_with_pycocotools(index):
+    """Every pycocotools encoding is accepted; every cut of it is rejected.
+
+    A cut string decodes in pycocotools to a mask whose tail is left
+    uninitialised (or its last count ends inside a continuation): the check
+    must refuse each one.
+    """
     mask = _masks()[index]
     rle = mask_utils.encode(np.asfortranarray(mask))
-    runs = compressed_rle_counts(rle['counts'])
-    assert runs.min() >= 0
-    assert runs.sum() == mask.size
-    assert runs[1::2].sum() == mask.sum() == mask_utils.area(rle)
-    np.testing.assert_array_equal(_runs_to_mask(runs, mask.shape), mask)
+    counts = rle['counts']
+    assert check_segmentation(
+        dict(size=list(mask.shape), counts=counts), WHERE) == mask.shape
     np.testing.assert_array_equal(
-        _runs_to_mask(runs, mask.shape), mask_utils.decode(rle))
-
-
-def test_to_int_id():
-    assert to_int_id(11765, 'id', WHERE) == 11765
-    assert to_int_id('11765', 'id', WHERE) == 11765
-    assert to_int_id(np.int64(3), 'id', WHERE) == 3
-    for bad in (None, 1.5, True, 'abc', ''):
-        with pytest.raises(ValueError, match="ann.json: ref_id 7: field 'id'"):
-            to_int_id(bad, 'id', WHERE)
+        decode_segmentation(
+            dict(size=list(mask.shape), counts=counts), 1, 1, WHERE), mask)
+    assert mask.sum() == mask_utils.area(rle)
+    for cut in range(len(counts)):
+        with pytest.raises(ValueError, match='malformed RLE') as err:
+            check_segmentation(
+                dict(size=list(mask.shape), counts=counts[:cut]), WHERE)
+        assert WHERE in str(err.value)
 
 
 def test_check_segmentation_valid_forms():
@@ -97,7 +93,9 @@ def test_check_segmentation_valid_forms():
         (dict(size=[2, 2], counts='1~'), "outside '0'..'o'"),
         # '1' then a count whose last character has the continuation bit
         (dict(size=[2, 2], counts='1P'), 'truncated'),
-        (dict(size=[2, 2], counts='12'), 'add up to 3 pixels'),
+        (dict(size=[2, 2], counts='12'), 'run lengths add up to fewer'),
+        (dict(size=[2, 2], counts='14'), 'run lengths add up to more'),
+        (dict(size=[2, 2], counts=''), 'empty counts string'),
         (dict(size=[2, 2], counts=[1, 2]), 'add up to 3 pixels'),
         (dict(size=[2, 2], counts=[1, -1, 4]), 'negative run length'),
         (dict(size=[2, 2], counts=[1.0, 3]), 'must be ints'),
@@ -136,10 +134,10 @@ def test_decode_segmentation_forms():
         dict(size=[24, 32], counts=runs), [dict(size=[24, 32], counts=runs)]
     ]
     for form in forms:
-        out = decode_segmentation(form, 99, 99)
+        out = decode_segmentation(form, 99, 99, WHERE)
         assert out.dtype == np.uint8 and out.flags.c_contiguous
         np.testing.assert_array_equal(out, box_a)
-    union = decode_segmentation([rle_a, rle_b], 99, 99)
+    union = decode_segmentation([rle_a, rle_b], 99, 99, WHERE)
     np.testing.assert_array_equal(union, box_a | box_b)
     assert union.sum() == 8 * 10 + 10 * 16
 
@@ -147,16 +145,19 @@ def test_decode_segmentation_forms():
 def test_decode_polygons_at_image_size():
     # an axis-aligned square with integer corners (2, 3)-(10, 13) covers the
     # 8 x 10 pixels whose centres lie inside it: columns 2..9, rows 3..12
-    out = decode_segmentation([[2, 3, 10, 3, 10, 13, 2, 13]], 24, 32)
+    out = decode_segmentation([[2, 3, 10, 3, 10, 13, 2, 13]], 24, 32, WHERE)
     assert out.shape == (24, 32) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, rect_mask((24, 32), (2, 3, 9, 12)))
     two = decode_segmentation(
-        [[2, 3, 10, 3, 10, 13, 2, 13], [20, 0, 22, 0, 22, 2, 20, 2]], 24, 32)
+        [[2, 3, 10, 3, 10, 13, 2, 13], [20, 0, 22, 0, 22, 2, 20, 2]], 24, 32,
+        WHERE)
     assert two.sum() == 80 + 4
 
 
-def test_rrsisd_classes_match_real_ids():
-    assert len(RRSISD_CLASSES) == 20
-    assert RRSISD_CLASSES[2] == 'airplane'
-    assert RRSISD_CLASSES[15] == 'storagetank'
-    assert RRSISD_CLASSES[19] == 'windmill'
+def test_decode_errors_name_the_sample():
+    # input that skipped the dataset's check: pycocotools' / the dict
+    # access errors are re-raised naming the sample
+    with pytest.raises(ValueError, match=f'{WHERE}: cannot decode.*size'):
+        decode_segmentation([dict(counts='13')], 2, 2, WHERE)
+    with pytest.raises(ValueError, match=f'{WHERE}: cannot decode.*Invalid'):
+        decode_segmentation(dict(size=[2, 2], counts='14'), 2, 2, WHERE)

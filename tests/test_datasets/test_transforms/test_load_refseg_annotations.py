@@ -1,22 +1,15 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""LoadRefSegAnnotations, PackRefSegInputs and the base dataset configs."""
-import importlib.util
-from pathlib import Path
-from unittest import mock
-
+"""LoadRefSegAnnotations, and packing with the configs' meta keys."""
 import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.dataset import Compose
-from mmseg.registry import DATASETS, TRANSFORMS
+from mmseg.registry import TRANSFORMS
 from mmseg.structures import SegDataSample
-from utils.refseg_data import encode_rle, rect_mask
+from utils.refseg_data import META_KEYS, encode_rle, rect_mask
 
-from mmrsrefseg.datasets import LoadRefSegAnnotations, PackRefSegInputs
-
-REPO = Path(__file__).parents[2]
+from mmrsrefseg.datasets import LoadRefSegAnnotations
 
 
 def _nearest(mask, hw):
@@ -27,18 +20,27 @@ def _nearest(mask, hw):
     return mask[rows][:, cols]
 
 
-def _results(segmentation, ori_shape=(24, 32), img_path='imgs/00010.jpg'):
+def _results(segmentation,
+             ori_shape=(24, 32),
+             img_path='imgs/00010.jpg',
+             **kwargs):
     return dict(
         segmentation=segmentation,
         ori_shape=ori_shape,
         img_path=img_path,
         ref_id=3,
-        seg_fields=[])
+        seg_fields=[],
+        **kwargs)
 
 
 def test_registered():
     assert TRANSFORMS.get('LoadRefSegAnnotations') is LoadRefSegAnnotations
-    assert TRANSFORMS.get('PackRefSegInputs') is PackRefSegInputs
+    # packing is mmseg's PackSegInputs with the configs' meta keys
+    assert 'PackRefSegInputs' not in TRANSFORMS
+    assert set(META_KEYS) >= {
+        'text', 'ref_id', 'ann_id', 'image_id', 'sent_id', 'category_id',
+        'img_path', 'ori_shape', 'img_shape'
+    }
 
 
 def test_decode_forms_and_seg_fields():
@@ -63,8 +65,8 @@ def test_decode_forms_and_seg_fields():
     results = _results(encode_rle(box))
     results.pop('seg_fields')
     assert load(results)['seg_fields'] == ['gt_seg_map']
-    assert repr(load) == ('LoadRefSegAnnotations(size_tolerance=16, '
-                          'mask_threshold=0, backend_args=None)')
+    assert repr(load) == ('LoadRefSegAnnotations(mask_threshold=0, '
+                          'backend_args=None)')
 
 
 def _write_image(tmp_path, hw=(24, 32)):
@@ -98,7 +100,7 @@ def test_test_order_keeps_gt_at_original_size(tmp_path):
         dict(type='LoadImageFromFile'),
         dict(type='Resize', scale=(80, 60), keep_ratio=False),
         dict(type='LoadRefSegAnnotations'),
-        dict(type='PackRefSegInputs')
+        dict(type='PackSegInputs', meta_keys=META_KEYS)
     ])
     out = pipeline(
         dict(
@@ -129,68 +131,35 @@ def test_test_order_keeps_gt_at_original_size(tmp_path):
     assert 'bbox' not in meta and 'segmentation' not in meta
 
 
-def test_size_quirk_resize_and_warn_once():
+def test_size_quirk_resize_when_marked():
+    """The dataset decides (size_tolerance, counted and logged there) and
+    marks the sample; the transform resizes what was marked."""
     rle = encode_rle(rect_mask((800, 800), (100, 500, 299, 789)))
     load = LoadRefSegAnnotations()
-    with mock.patch('mmrsrefseg.datasets.transforms.loading.print_log') as log:
-        first = load(_results([rle], ori_shape=(787, 800)))
-        load(_results([rle], ori_shape=(787, 800)))
-        load(_results([rle], ori_shape=(787, 800), img_path='other.jpg'))
-    assert load.num_resized == 3
-    assert log.call_count == 2  # once per image
-    assert 'imgs/00010.jpg (ref_id 3)' in log.call_args_list[0].args[0]
+    first = load(_results([rle], ori_shape=(787, 800), resize_mask=True))
     gt = first['gt_seg_map']
     assert gt.shape == (787, 800)
     np.testing.assert_array_equal(
         gt, _nearest(rect_mask((800, 800), (100, 500, 299, 789)), (787, 800)))
+    # unmarked, the same difference is an error naming the image and ref
+    with pytest.raises(ValueError) as err:
+        load(_results([rle], ori_shape=(787, 800)))
+    assert 'imgs/00010.jpg (ref_id 3)' in str(err.value)
+    assert '(800, 800) differs from the image size (787, 800)' in str(
+        err.value)
 
 
 def test_errors_name_image_and_ref():
-    load = LoadRefSegAnnotations(size_tolerance=4)
+    load = LoadRefSegAnnotations()
     rle = encode_rle(rect_mask((30, 32), (0, 0, 3, 3)))
     with pytest.raises(ValueError) as err:
-        load(_results([rle]))  # 30 vs 24 rows > 4
+        load(_results([rle]))  # 30 vs 24 rows, not accepted by a dataset
     assert 'imgs/00010.jpg (ref_id 3)' in str(err.value)
-    assert 'size_tolerance=4' in str(err.value)
+    assert 'size_tolerance' in str(err.value)
     with pytest.raises(ValueError, match=r'00010.jpg \(ref_id 3\).*size'):
         load(_results([dict(counts='13')]))
     with pytest.raises(KeyError, match='ori_shape'):
         load(dict(segmentation=[rle], img_path='a.jpg', ref_id=1))
-    with pytest.raises(ValueError, match='size_tolerance must be'):
-        LoadRefSegAnnotations(size_tolerance=-1)
-
-
-@pytest.mark.parametrize('name', ['rrsisd', 'rrsisd_jsonl'])
-def test_base_dataset_configs(name, native_root, tmp_path):
-    cfg = Config.fromfile(str(REPO / f'configs/_base_/datasets/{name}.py'))
-    assert cfg.img_scale == (1024, 1024)
-    assert [t['type'] for t in cfg.train_pipeline] == [
-        'LoadImageFromFile', 'LoadRefSegAnnotations', 'Resize',
-        'PackRefSegInputs'
-    ]
-    assert [t['type'] for t in cfg.test_pipeline] == [
-        'LoadImageFromFile', 'Resize', 'LoadRefSegAnnotations',
-        'PackRefSegInputs'
-    ]
-    assert cfg.train_dataloader.batch_size == 4
-    assert cfg.train_dataloader.sampler == dict(
-        type='DefaultSampler', shuffle=True)
-    assert cfg.val_dataloader.batch_size == cfg.test_dataloader.batch_size \
-        == 1
-    assert cfg.val_evaluator == dict(type='RefSegIoUMetric')
-    assert cfg.test_evaluator == cfg.val_evaluator
-    root, _ = native_root
-    dataset_cfg = cfg.test_dataloader.dataset.copy()
-    dataset_cfg.data_root = str(root)
-    if name == 'rrsisd_jsonl':
-        tool = REPO / 'tools/dataset_converters/rrsisd_to_jsonl.py'
-        spec = importlib.util.spec_from_file_location('conv', tool)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.convert_rrsisd_to_jsonl(str(root), str(root / 'datainfo'))
-    dataset = DATASETS.build(dataset_cfg)
-    packed = dataset[0]
-    assert packed['inputs'].shape == (3, 1024, 1024)
-    sample = packed['data_samples']
-    assert sample.gt_sem_seg.data.shape == (1, 30, 20)
-    assert sample.metainfo['text'] == 'the airplane at the bottom'
+    # the tolerance is an option of the dataset only
+    with pytest.raises(TypeError, match='size_tolerance'):
+        LoadRefSegAnnotations(size_tolerance=4)

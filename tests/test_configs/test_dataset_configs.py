@@ -1,16 +1,20 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""The RefSegRS / RISBench dataset and model configs and the RRSIS-D +
-RefSegRS + RISBench ConcatDataset config build their datasets on fixtures
-(no model, no weights)."""
+"""The dataset configs (configs/_base_/datasets) and the RSRefSeg-b configs
+on RefSegRS, RISBench and RRSIS-D + RefSegRS + RISBench build their datasets
+on fixtures (no model, no weights)."""
+import importlib.util
 from pathlib import Path
 
 import pytest
 from mmengine.config import Config
 from mmengine.dataset import ConcatDataset
+from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS
 from utils.native_layouts import (REFSEGRS_SAMPLES, RISBENCH_SAMPLES,
                                   make_refsegrs, make_risbench)
-from utils.refseg_data import DEFAULT_SPECS, make_rrsisd
+from utils.refseg_data import DEFAULT_SPECS, META_KEYS, make_rrsisd
+
+from mmrsrefseg.datasets import RRSISDDataset
 
 REPO = Path(__file__).parents[2]
 LAYOUTS = dict(
@@ -21,8 +25,58 @@ LAYOUTS = dict(
 SPLITS = ('train', 'val', 'test')
 
 
+@pytest.fixture(autouse=True)
+def _mmseg_scope():
+    """Resolve registry names in the mmseg scope, as configs do."""
+    init_default_scope('mmseg')
+
+
 def _loaders(cfg):
     return [cfg[f'{split}_dataloader'] for split in SPLITS]
+
+
+@pytest.mark.parametrize('name', ['rrsisd', 'rrsisd_jsonl'])
+def test_base_dataset_configs(name, tmp_path):
+    cfg = Config.fromfile(str(REPO / f'configs/_base_/datasets/{name}.py'))
+    assert cfg.img_scale == (1024, 1024)
+    assert [t['type'] for t in cfg.train_pipeline] == [
+        'LoadImageFromFile', 'LoadRefSegAnnotations', 'Resize', 'PackSegInputs'
+    ]
+    assert [t['type'] for t in cfg.test_pipeline] == [
+        'LoadImageFromFile', 'Resize', 'LoadRefSegAnnotations', 'PackSegInputs'
+    ]
+    # one tuple of meta keys: mmseg's defaults + the expression and its ids
+    assert cfg.train_pipeline[-1].meta_keys == \
+        cfg.test_pipeline[-1].meta_keys == cfg.meta_keys == META_KEYS
+    assert cfg.meta_keys[-6:] == ('text', 'ref_id', 'ann_id', 'image_id',
+                                  'sent_id', 'category_id')
+    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.train_dataloader.sampler == dict(
+        type='DefaultSampler', shuffle=True)
+    assert cfg.val_dataloader.batch_size == cfg.test_dataloader.batch_size \
+        == 1
+    assert cfg.val_evaluator == dict(type='RefSegIoUMetric')
+    assert cfg.test_evaluator == cfg.val_evaluator
+    root = tmp_path / 'rrsisd_tiny'
+    make_rrsisd(root, DEFAULT_SPECS)
+    dataset_cfg = cfg.test_dataloader.dataset.copy()
+    dataset_cfg.data_root = str(root)
+    if name == 'rrsisd_jsonl':
+        tool = REPO / 'tools/dataset_converters/rrsisd_to_jsonl.py'
+        spec = importlib.util.spec_from_file_location('conv', tool)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.convert_rrsisd_to_jsonl(str(root), str(root / 'datainfo'))
+    dataset = DATASETS.build(dataset_cfg)
+    packed = dataset[0]
+    assert packed['inputs'].shape == (3, 1024, 1024)
+    sample = packed['data_samples']
+    assert sample.gt_sem_seg.data.shape == (1, 30, 20)
+    assert sample.metainfo['text'] == 'the airplane at the bottom'
+    # both forms of RRSIS-D name its 20 classes (the JSONL via the config)
+    assert dataset.metainfo == RRSISDDataset.METAINFO
+    assert dataset.metainfo['classes'][sample.metainfo['category_id']] == \
+        'airplane'
 
 
 @pytest.mark.parametrize('layout', sorted(LAYOUTS))
@@ -75,7 +129,7 @@ def test_model_config_datasets(layout, tmp_path):
     # everything but the datasets is the paper's RSRefSeg-b recipe
     for key in paper:
         if key not in ('train_dataloader', 'val_dataloader', 'test_dataloader',
-                       'data_root'):
+                       'data_root', 'dataset_type'):
             assert cfg[key] == paper[key], key
     for loader, ref in zip(_loaders(cfg), _loaders(paper)):
         assert {k: v for k, v in loader.items() if k != 'dataset'} == \
@@ -113,6 +167,19 @@ def test_concat_config(tmp_path):
             ] == ['RRSISDDataset', 'RefSegRSDataset', 'RISBenchDataset']
     assert concat.datasets[0] == paper.train_dataloader.dataset
     assert all(d.pipeline == paper.train_pipeline for d in concat.datasets)
+    # the sub-datasets are those of the single-dataset configs
+    for i, layout in ((1, 'refsegrs'), (2, 'risbench')):
+        base = Config.fromfile(
+            str(REPO / f'configs/_base_/datasets/{layout}.py'))
+        single = base.train_dataloader.dataset.copy()
+        single.pop('_delete_', None)
+        assert concat.datasets[i] == single
+    # everything but the train set is the paper's RSRefSeg-b recipe
+    for key in paper:
+        if key != 'train_dataloader':
+            assert cfg[key] == paper[key], key
+    assert {k: v for k, v in cfg.train_dataloader.items() if k != 'dataset'} \
+        == {k: v for k, v in paper.train_dataloader.items() if k != 'dataset'}
     # validation and test stay on RRSIS-D
     assert cfg.val_dataloader == paper.val_dataloader
     assert cfg.test_dataloader == paper.test_dataloader
@@ -126,7 +193,10 @@ def test_concat_config(tmp_path):
     # RRSIS-D train: 3 refs with 2 + 1 + 3 expressions; RefSegRS 4; RISBench 3
     assert [len(d) for d in dataset.datasets] == [6, 4, 3]
     assert len(dataset) == 13
+    # each dataset names its own classes; the concatenation reports the
+    # first one's (hence ignore_keys=['classes', 'palette'])
     assert dataset.metainfo['classes'][0] == 'Expressway-Service-area'
+    assert [len(d.metainfo['classes']) for d in dataset.datasets] == [20, 0, 0]
     texts = [dataset[i]['data_samples'].metainfo['text'] for i in (0, 6, 10)]
     assert texts == [
         'the red tank on the left', 'the long road on the left',
