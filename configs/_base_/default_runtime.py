@@ -5,3 +5,7 @@
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmrsrefseg'], allow_failed_imports=False)
 custom_hooks = [dict(type='RefSegCheckpointHook', trained_only=True)]
+visualizer = dict(
+    type='RefSegLocalVisualizer',
+    vis_backends=[dict(type='LocalVisBackend')],
+    name='visualizer')

@@ -17,11 +17,3 @@ _base_ = [
     '../_base_/datasets/rrsisd.py',
     '../_base_/schedules/schedule_200e_adamw-warmcos.py',
 ]
-model = dict(
-    backbone=dict(pretrained='checkpoints/siglip-so400m-patch14-384'),
-    decode_head=dict(checkpoint='checkpoints/sam_vit_b_01ec64.pth'))
-train_dataloader = dict(batch_size=1)  # per GPU, as the authors
-visualizer = dict(
-    type='RefSegLocalVisualizer',
-    vis_backends=[dict(type='LocalVisBackend')],
-    name='visualizer')

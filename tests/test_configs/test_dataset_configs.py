@@ -50,7 +50,7 @@ def test_base_dataset_configs(name, tmp_path):
         cfg.test_pipeline[-1].meta_keys == cfg.meta_keys == META_KEYS
     assert cfg.meta_keys[-6:] == ('text', 'ref_id', 'ann_id', 'image_id',
                                   'sent_id', 'category_id')
-    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.train_dataloader.batch_size == 1  # the authors: 1 per GPU
     assert cfg.train_dataloader.sampler == dict(
         type='DefaultSampler', shuffle=True)
     assert cfg.val_dataloader.batch_size == cfg.test_dataloader.batch_size \

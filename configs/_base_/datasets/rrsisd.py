@@ -27,7 +27,7 @@ test_pipeline = [
     dict(type='PackSegInputs', meta_keys=meta_keys)
 ]
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=1,  # per GPU: the RSRefSeg authors' recipe (8 GPUs x 1)
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),

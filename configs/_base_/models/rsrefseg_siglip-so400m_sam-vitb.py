@@ -1,9 +1,12 @@
 # RSRefSeg-b (arXiv:2501.06809): SigLIP so400m-patch14-384 + SAM ViT-B, LoRA.
 # Weight locations are config fields; building this config downloads nothing
 # (the SigLIP architecture is spelled out below, weights load in
-# init_weights()). Override with --cfg-options, e.g.
-#   model.backbone.pretrained=checkpoints/siglip-so400m-patch14-384
-#   model.decode_head.checkpoint=checkpoints/sam_vit_b_01ec64.pth
+# init_weights()). Put the weights in checkpoints/ or override the paths with
+# --cfg-options:
+#   model.backbone.pretrained: an HF save_pretrained directory of
+#       google/siglip-so400m-patch14-384 (tokenizer in the same directory)
+#   model.decode_head.checkpoint: the official sam_vit_b_01ec64.pth or an HF
+#       SamModel directory (e.g. the authors' KyanChen/sam-vit-base)
 sam_image_size = 1024
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -19,7 +22,7 @@ model = dict(
     backbone=dict(
         type='CLIPBackbone',
         model_type='siglip',
-        pretrained='google/siglip-so400m-patch14-384',
+        pretrained='checkpoints/siglip-so400m-patch14-384',
         # The authors' choices (rsris/models/models.py); the alternatives are
         # documented in CLIPBackbone and the README.
         text_feature='last_hidden_state',  # or 'projected'
@@ -62,7 +65,7 @@ model = dict(
         # LayerNorm eps inside the mask decoder's two-way transformer blocks:
         # the authors' (transformers' SamMaskDecoder); 1e-5 = segment-anything
         transformer_norm_eps=1e-6,
-        checkpoint='sam_vit_b_01ec64.pth',
+        checkpoint='checkpoints/sam_vit_b_01ec64.pth',
         threshold=0.5,
         align_corners=False,
         loss_decode=[
