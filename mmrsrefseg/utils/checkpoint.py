@@ -27,12 +27,13 @@ __all__ = [
 MAX_KEYS_SHOWN = 5
 
 
-class StateDictError(KeyError, ValueError):
+class StateDictError(KeyError, ValueError, RuntimeError):
     """Missing, unexpected or mis-shaped keys (the message names them).
 
-    Both a ``KeyError`` (a key is missing or unexpected) and a
-    ``ValueError`` (a shape is wrong); ``str()`` is the plain message
-    (``KeyError`` would quote it).
+    A ``KeyError`` (a key is missing or unexpected), a ``ValueError`` (a
+    shape is wrong) and a ``RuntimeError`` (what ``load_state_dict`` raises
+    on a mismatch); ``str()`` is the plain message (``KeyError`` would quote
+    it).
     """
 
     def __str__(self) -> str:
@@ -40,7 +41,7 @@ class StateDictError(KeyError, ValueError):
 
 
 def format_keys(keys: Iterable[str], limit: int = MAX_KEYS_SHOWN) -> str:
-    """``'3 keys: a, b, c'`` or ``'120 keys: a, b, c, d, e, ...'``.
+    """``'keys (3): a, b, c'`` or ``'keys (120): a, b, c, d, e, ...'``.
 
     Args:
         keys (Iterable[str]): Key names (order kept).
@@ -51,7 +52,7 @@ def format_keys(keys: Iterable[str], limit: int = MAX_KEYS_SHOWN) -> str:
     """
     keys = list(keys)
     shown = ', '.join(keys[:limit]) + (', ...' if len(keys) > limit else '')
-    return f"{len(keys)} key{'s' if len(keys) != 1 else ''}: {shown}"
+    return f'keys ({len(keys)}): {shown}'
 
 
 def read_checkpoint(path: str,
@@ -82,7 +83,7 @@ def read_checkpoint(path: str,
         raise FileNotFoundError(
             f'Checkpoint {path} is a directory, not a checkpoint file')
     if not osp.isfile(path):
-        raise FileNotFoundError(f'Checkpoint file not found: {path}')
+        raise FileNotFoundError(f'Checkpoint not found: {path}')
     if osp.getsize(path) == 0:
         raise ValueError(f'Checkpoint file {path} is empty (0 bytes)')
     try:

@@ -342,7 +342,13 @@ class CLIPBackbone(BaseModule):
                 logger='current',
                 level=30)
             enc = tok(texts, truncation=True, max_length=self.max_length)
-        enc = tok.pad(enc, padding='longest', return_tensors='pt')
+        # SigLIP2's Gemma tokenizer lists only input_ids as model inputs,
+        # so the attention mask must be asked for.
+        enc = tok.pad(
+            enc,
+            padding='longest',
+            return_attention_mask=True,
+            return_tensors='pt')
         return {
             'input_ids': enc['input_ids'].to(device),
             'attention_mask': enc['attention_mask'].to(device)
