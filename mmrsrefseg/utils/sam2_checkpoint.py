@@ -117,7 +117,8 @@ def hf_sam2_to_meta(state: Mapping, mlp_depths: Mapping[str, int],
     Returns:
         dict[str, Tensor]: Meta keys of the image model (``image_encoder.*``,
         ``sam_prompt_encoder.*``, ``sam_mask_decoder.*``, ``no_mem_embed``).
-        A key no rule knows keeps its HF name (a strict load reports it).
+        A key of no known module gets only the generic renames (a strict
+        load then reports it as unexpected).
 
     Raises:
         ValueError: If the two copies of the Gaussian matrix differ, or the

@@ -21,7 +21,8 @@ CFG = tiny_sam2_cfg()  # 128 px, width 32: embeddings 8x8, masks 32x32
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 # The authors' LoRA targets in SAM 2.1's image encoder.
-LORA_TARGETS = r'^(trunk\.blocks\.\d+\.attn\.(qkv|proj)|neck\.convs\.\d+\.conv)$'
+LORA_TARGETS = (r'^(trunk\.blocks\.\d+\.attn\.(qkv|proj)|'
+                r'neck\.convs\.\d+\.conv)$')
 
 
 def tiny_head(**kwargs):
@@ -104,8 +105,9 @@ def test_parity_with_meta_sam2(sam2_file, with_mask, mode):
     feats = head.encode_image(images)
     ref_feats, expected = meta_masks(sam, images, sparse, prompt)
     assert tuple(feats['image_embeddings'].shape) == (2, 32, 8, 8)
-    assert [tuple(f.shape) for f in feats['high_res_features']
-            ] == [(2, 4, 32, 32), (2, 8, 16, 16)]
+    assert [tuple(f.shape)
+            for f in feats['high_res_features']] == [(2, 4, 32, 32),
+                                                     (2, 8, 16, 16)]
     torch.testing.assert_close(
         feats['image_embeddings'], ref_feats[-1], atol=1e-5, rtol=0)
     for ours, ref in zip(feats['high_res_features'], ref_feats[:-1]):
@@ -130,8 +132,7 @@ def test_dynamic_multimask_fallback(sam2_file):
         image_embeddings=feats['image_embeddings'],
         image_pe=head.dense_pe(),
         sparse_prompt_embeddings=sparse,
-        dense_prompt_embeddings=head.sam_prompt_encoder(None, None,
-                                                        prompt)[1],
+        dense_prompt_embeddings=head.sam_prompt_encoder(None, None, prompt)[1],
         repeat_image=False,
         high_res_features=feats['high_res_features'])
     head.train()
@@ -167,13 +168,13 @@ def test_presets_equal_meta_configs(preset):
     ours = {k: tuple(v.shape) for k, v in head.state_dict().items()}
     assert ours == {
         k: s
-        for k, s in ref_shapes.items() if k.split('.')[0] in (
-            'image_encoder', 'sam_prompt_encoder', 'sam_mask_decoder',
-            'no_mem_embed')
+        for k, s in ref_shapes.items()
+        if k.split('.')[0] in ('image_encoder', 'sam_prompt_encoder',
+                               'sam_mask_decoder', 'no_mem_embed')
     }
     assert {**ours, **head.unused_sam2_shapes} == ref_shapes
-    assert any(k.startswith('memory_attention.')
-               for k in head.unused_sam2_shapes)
+    assert any(
+        k.startswith('memory_attention.') for k in head.unused_sam2_shapes)
     params = sum(p.numel() for p in head.parameters())
     assert params == {'tiny': 31_440_721, 'large': 216_924_865}[preset]
     assert sum(p.numel() for p in ref.parameters()) - params == 7_521_777
@@ -207,13 +208,11 @@ def test_preset_or_config():
 
 def test_registered_and_built_from_config():
     init_default_scope('mmseg')
-    head = MODELS.build(
-        dict(type='SAM2PromptHead', preset=None, sam2_cfg=CFG))
+    head = MODELS.build(dict(type='SAM2PromptHead', preset=None, sam2_cfg=CFG))
     assert isinstance(head, SAM2PromptHead)
-    assert [type(m).__name__ for m in head.loss_decode
-            ] == ['CrossEntropyLoss', 'DiceLoss']
-    assert [m.loss_name for m in head.loss_decode
-            ] == ['loss_bce', 'loss_dice']
+    assert [type(m).__name__
+            for m in head.loss_decode] == ['CrossEntropyLoss', 'DiceLoss']
+    assert [m.loss_name for m in head.loss_decode] == ['loss_bce', 'loss_dice']
     assert [m.loss_weight for m in head.loss_decode] == [5.0, 5.0]
     assert not hasattr(head, 'conv_seg')
 
@@ -255,8 +254,7 @@ def _save(tmp_path, name, model_state):
     'change,match',
     [
         (lambda s: s.pop('image_encoder.trunk.blocks.0.attn.qkv.weight'),
-         r'missing 1 key: image_encoder\.trunk\.blocks\.0\.attn\.qkv\.weight'
-         ),
+         r'missing 1 key: image_encoder\.trunk\.blocks\.0\.attn\.qkv\.weight'),
         (lambda s: s.pop('no_mem_embed'), r'missing 1 key: no_mem_embed'),
         # a memory key is as required as an encoder key
         (lambda s: s.pop('memory_attention.norm.weight'),
@@ -337,8 +335,7 @@ def test_hf_directory_equals_hf_model(hf_dir, mode):
         # the HF tiny model's logits are small: compare relative to them
         scale = ref.abs().max()
         assert scale > 0
-        torch.testing.assert_close(
-            got / scale, ref / scale, atol=1e-5, rtol=0)
+        torch.testing.assert_close(got / scale, ref / scale, atol=1e-5, rtol=0)
 
 
 @torch.no_grad()
@@ -375,8 +372,9 @@ def test_hf_directory_errors(hf_dir, tmp_path):
     weights = load_file(f'{missing}/model.safetensors')
     weights.pop('mask_decoder.conv_s0.weight')
     save_file(weights, f'{missing}/model.safetensors', {'format': 'pt'})
-    with pytest.raises(StateDictError,
-                       match='missing 1 key: mask_decoder.conv_s0.weight'):
+    with pytest.raises(
+            StateDictError,
+            match='missing 1 key: mask_decoder.conv_s0.weight'):
         tiny_head(checkpoint=missing).init_weights()
     # a config.json that is not JSON, or not a SAM 2's
     bad = str(tmp_path / 'bad')
@@ -387,8 +385,8 @@ def test_hf_directory_errors(hf_dir, tmp_path):
         tiny_head(checkpoint=bad).init_weights()
     with open(f'{bad}/config.json', 'w') as f:
         f.write('{"model_type": "sam"}')
-    with pytest.raises(ValueError,
-                       match=r"bad/config.json: model_type is 'sam'"):
+    with pytest.raises(
+            ValueError, match=r"bad/config.json: model_type is 'sam'"):
         tiny_head(checkpoint=bad).init_weights()
     # an architecture other than the head's
     other = str(tmp_path / 'other')
@@ -489,9 +487,9 @@ def test_parameters_without_gradient(sam2_file):
     assert len(none) == 18
     assert zero == {
         n
-        for n, _ in head.named_parameters()
-        if n.startswith(tuple(f'sam_mask_decoder.output_hypernetworks_mlps.{i}.'
-                              for i in (1, 2, 3)))
+        for n, _ in head.named_parameters() if n.startswith(
+            tuple(f'sam_mask_decoder.output_hypernetworks_mlps.{i}.'
+                  for i in (1, 2, 3)))
     }
     assert head.no_mem_embed.grad.any()
     assert head.sam_mask_decoder.conv_s0.weight.grad.any()
@@ -527,7 +525,8 @@ def test_default_losses_are_the_authors():
         p, t = up[i][valid[i]].sigmoid(), target[i][valid[i]]
         dice.append(1 - 2 * (p * t).sum() / ((p * p).sum() + 1e-3 +
                                              (t * t).sum() + 1e-3))
-    torch.testing.assert_close(losses['loss_dice'], 5 * torch.stack(dice).mean())
+    torch.testing.assert_close(losses['loss_dice'],
+                               5 * torch.stack(dice).mean())
     pred = up.sigmoid() > 0.5
     acc = ((pred == target.bool()) & valid).sum() * 100. / valid.sum()
     torch.testing.assert_close(losses['acc_seg'], acc.float())
