@@ -405,7 +405,9 @@ def save_hf_sam2(model_cfg: dict, out_dir: str, seed: int):
     """Save a random HF SAM 2.1 directory (``Sam2Model.save_pretrained``).
 
     The layout of ``facebook/sam2.1-hiera-*`` on the Hugging Face hub, with
-    the architecture of the Meta config (:func:`hf_sam2_config`).
+    the architecture of the Meta config (:func:`hf_sam2_config`). The image
+    and point encodings share one random-Fourier matrix (transformers'
+    ``convert_sam2_to_hf.py`` writes Meta's one matrix into both).
 
     Args:
         model_cfg (dict): Meta ``SAM2Base`` config.
@@ -419,6 +421,9 @@ def save_hf_sam2(model_cfg: dict, out_dir: str, seed: int):
     torch.manual_seed(seed)
     model = Sam2Model(hf_sam2_config(model_cfg))
     _perturb_(model)
+    with torch.no_grad():  # one matrix twice, as convert_sam2_to_hf.py
+        model.shared_image_embedding.positional_embedding.copy_(
+            model.prompt_encoder.shared_embedding.positional_embedding)
     model.save_pretrained(out_dir)
     return model
 

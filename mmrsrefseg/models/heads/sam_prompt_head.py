@@ -1,17 +1,12 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
 """SAM image encoder, prompt encoder and mask decoder as a decode head."""
 from functools import partial
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint
-from mmengine.logging import print_log
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.models.losses import DiceLoss
 from mmseg.registry import MODELS
-from mmseg.utils import SampleList
 from torch import Tensor
 
 from mmrsrefseg.models.utils import (batched_mask_decoder_forward,
@@ -19,6 +14,7 @@ from mmrsrefseg.models.utils import (batched_mask_decoder_forward,
 from mmrsrefseg.utils.checkpoint import to_module_keys
 from mmrsrefseg.utils.sam_checkpoint import read_sam_state_dict
 from mmrsrefseg.utils.sam_import import import_segment_anything
+from .base_sam_head import BaseSAMHead
 
 # Identical to segment_anything.build_sam.build_sam_vit_{b,l,h}.
 SAM_PRESETS = {
@@ -44,7 +40,7 @@ SAM_PRESETS = {
 
 
 @MODELS.register_module()
-class SAMPromptHead(BaseDecodeHead):
+class SAMPromptHead(BaseSAMHead):
     """SAM driven by sparse/dense prompt embeddings (RSRefSeg stages 1, 7, 8).
 
     Wraps ``segment_anything.modeling`` (``ImageEncoderViT``,
@@ -127,17 +123,11 @@ class SAMPromptHead(BaseDecodeHead):
                      loss_weight=5.0),
                  **kwargs):
         super().__init__(
-            in_channels=prompt_channels,
-            channels=prompt_channels,
-            num_classes=2,
-            out_channels=1,
+            prompt_channels=prompt_channels,
+            checkpoint=checkpoint,
             threshold=threshold,
             loss_decode=loss_decode,
-            init_cfg=None,
             **kwargs)
-        # BaseDecodeHead's 1x1 classifier and dropout are not part of SAM.
-        del self.conv_seg
-        self.dropout = None
         modeling, _ = import_segment_anything()
         enc = dict(
             depth=12,
@@ -169,8 +159,6 @@ class SAMPromptHead(BaseDecodeHead):
         self.sam_type = sam_type
         self.with_cp = with_cp
         self.image_size = image_size
-        self.prompt_channels = prompt_channels
-        self.checkpoint = checkpoint
         embed_size = image_size // enc['patch_size']
         self.image_embedding_size = (embed_size, embed_size)
         self.mask_prompt_size = (4 * embed_size, 4 * embed_size)
@@ -202,11 +190,6 @@ class SAMPromptHead(BaseDecodeHead):
                              torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer('pixel_std',
                              torch.tensor(pixel_std).view(-1, 1, 1), False)
-
-    @property
-    def pretrained_source(self) -> Optional[str]:
-        """Where :meth:`init_weights` reads the weights (None: random)."""
-        return self.checkpoint
 
     def read_pretrained(self) -> Dict[str, Tensor]:
         """The SAM weights of ``checkpoint`` under this module's key names.
@@ -246,22 +229,6 @@ class SAMPromptHead(BaseDecodeHead):
                 prompt_encoder=self.prompt_encoder,
                 mask_decoder=self.mask_decoder))
         return to_module_keys(modules, state, self.checkpoint)
-
-    def init_weights(self):
-        """Load ``checkpoint`` strictly (see :meth:`read_pretrained`).
-
-        Raises:
-            FileNotFoundError, ValueError: On a bad ``checkpoint``.
-            StateDictError: On missing, unexpected or mis-shaped keys.
-        """
-        if self.checkpoint is None:
-            super().init_weights()
-            return
-        self.load_state_dict(self.read_pretrained(), strict=False)
-        print_log(
-            f'SAMPromptHead: loaded SAM weights from {self.checkpoint}',
-            logger='current')
-        self._is_init = True
 
     def dense_pe(self, size: Tuple[int, int]) -> Tensor:
         """SAM's random-Fourier positional encoding at ``size``.
@@ -345,71 +312,3 @@ class SAMPromptHead(BaseDecodeHead):
                 multimask_output=False)[0] for i in range(b)
         ]
         return torch.cat(masks, dim=0)
-
-    def loss_by_feat(self, seg_logits: Tensor,
-                     batch_data_samples: SampleList) -> Dict[str, Tensor]:
-        """Losses of mask logits against the ground-truth masks.
-
-        Args:
-            seg_logits (Tensor): (B, 1, h, w) mask logits (any h, w; upsampled
-                bilinearly to the label size).
-            batch_data_samples (list[SegDataSample]): With ``gt_sem_seg``
-                (1, H, W) in {0, 1} (``ignore_index`` pixels excluded).
-
-        Returns:
-            dict[str, Tensor]: One entry per loss plus ``acc_seg`` (pixel
-            accuracy of ``sigmoid > threshold`` in percent).
-        """
-        seg_label = self._stack_batch_gt(batch_data_samples)
-        seg_logits = F.interpolate(
-            seg_logits,
-            size=seg_label.shape[2:],
-            mode='bilinear',
-            align_corners=self.align_corners)
-        valid = seg_label != self.ignore_index
-        target = (seg_label == 1) & valid
-        losses = dict()
-        loss_modules = self.loss_decode if isinstance(
-            self.loss_decode, nn.ModuleList) else [self.loss_decode]
-        for loss_module in loss_modules:
-            if isinstance(loss_module, DiceLoss):
-                # mmseg's DiceLoss one-hot-expands a (B, H, W) label to the
-                # prediction's single channel as "label == 0" (background),
-                # so it gets the (B, 1, H, W) foreground target directly;
-                # ignored pixels get a logit whose sigmoid is 0 and target 0,
-                # which removes them from both Dice sums.
-                loss = loss_module(
-                    seg_logits.masked_fill(~valid, -100.), target.float())
-            else:
-                loss = loss_module(
-                    seg_logits,
-                    seg_label.squeeze(1),
-                    ignore_index=self.ignore_index)
-            name = loss_module.loss_name
-            losses[name] = losses[name] + loss if name in losses else loss
-        with torch.no_grad():
-            pred = seg_logits.sigmoid() > self.threshold
-            correct = ((pred == target) & valid).sum()
-            losses['acc_seg'] = correct.float() * 100. / valid.sum().clamp(
-                min=1)
-        return losses
-
-    def predict_by_feat(self, seg_logits: Tensor,
-                        batch_img_metas: List[dict]) -> Tensor:
-        """Upsample mask logits to the (padded) input size.
-
-        Args:
-            seg_logits (Tensor): (B, 1, h, w) mask logits.
-            batch_img_metas (list[dict]): With ``img_shape`` or
-                ``pad_shape``.
-
-        Returns:
-            Tensor: (B, 1, H, W) mask logits at the input size.
-        """
-        size = batch_img_metas[0].get('pad_shape',
-                                      batch_img_metas[0]['img_shape'])
-        return F.interpolate(
-            seg_logits,
-            size=tuple(size[:2]),
-            mode='bilinear',
-            align_corners=self.align_corners)
