@@ -74,14 +74,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrsrefseg.utils.sam2_import import build_sam2_model, sam2_model_cfg
+from mmrsrefseg.utils.sam2_import import build_sam2_model
 from .authors_cascaded_prompter import AuthorsCascadedPrompter
 from .authors_pseudo_seg_head import AuthorsPseudoSegHead
+from .rsrefseg2_configs import (rsrefseg2_model_cfg, tiny_rsrefseg2_cfg,
+                                tiny_sam2_cfg)
 
 __all__ = [
     'AUTHORS_LORA_CFG', 'AuthorsRSRefSeg2', 'tiny_sam2_cfg',
-    'tiny_rsrefseg2_cfg', 'build_authors_rsrefseg2', 'randomise_weights',
-    'save_authors_checkpoint', 'load_authors_checkpoint'
+    'tiny_rsrefseg2_cfg', 'rsrefseg2_model_cfg', 'build_authors_rsrefseg2',
+    'randomise_weights', 'save_authors_checkpoint', 'load_authors_checkpoint'
 ]
 
 # ``model.lora_cfg`` of configs_RSRefSeg2/*_training.py (their SAM 1 entry,
@@ -323,82 +325,6 @@ class AuthorsRSRefSeg2(nn.Module):
                 align_corners=False)
             masks.append(logit[0, 0].sigmoid() > 0.5)
         return masks
-
-
-def tiny_sam2_cfg(image_size: int = 128, width: int = 32) -> dict:
-    """A SAM 2.1 config small enough for CPU tests (Hiera-L's structure).
-
-    Hiera with 4 stages of 1, 1, 2, 1 blocks (8..64 channels; four stages are
-    needed for the three FPN levels ``scalp=1`` keeps and the high-res
-    features; a global-attention block must not open a stage), FPN and SAM
-    heads at ``width`` channels, the memory modules scaled down alike (they
-    are in the official checkpoint file, not in the authors' model).
-
-    Args:
-        image_size (int): Input side S (a multiple of 32). Defaults to 128.
-        width (int): FPN / prompt width C (a multiple of 8). Defaults to 32.
-
-    Returns:
-        dict: A :func:`~mmrsrefseg.utils.sam2_import.sam2_model_cfg`-style
-        config with the image-predictor switches.
-    """
-    cfg = sam2_model_cfg('large')
-    enc, mem = cfg['image_encoder'], cfg['memory_attention']
-    enc['trunk'].update(
-        embed_dim=8,
-        num_heads=1,
-        stages=[1, 1, 2, 1],
-        global_att_blocks=[3],
-        window_pos_embed_bkg_spatial_size=[4, 4],
-        window_spec=[8, 4, 4, 2])
-    enc['neck'].update(d_model=width, backbone_channel_list=[64, 32, 16, 8])
-    enc['neck']['position_encoding']['num_pos_feats'] = width
-    side, mem_dim = image_size // 16, width // 2
-    mem.update(d_model=width, num_layers=1)
-    mem['layer'].update(d_model=width, dim_feedforward=2 * width)
-    mem['layer']['self_attention'].update(
-        embedding_dim=width, feat_sizes=[side, side])
-    mem['layer']['cross_attention'].update(
-        embedding_dim=width, feat_sizes=[side, side], kv_in_dim=mem_dim)
-    menc = cfg['memory_encoder']
-    menc.update(out_dim=mem_dim, in_dim=width)
-    menc['position_encoding']['num_pos_feats'] = mem_dim
-    menc['mask_downsampler']['embed_dim'] = width
-    menc['fuser'].update(num_layers=1)
-    menc['fuser']['layer']['dim'] = width
-    cfg['image_size'] = image_size
-    return cfg
-
-
-def tiny_rsrefseg2_cfg(vocab_size: int) -> dict:
-    """Tiny configs of the three parts (a CPU forward in well under 1 s).
-
-    Args:
-        vocab_size (int): Text vocabulary size (``len(tokenizer)``).
-
-    Returns:
-        dict: ``sam2`` (:func:`tiny_sam2_cfg`, 128 px input, 8x8 image
-        embeddings, 32x32 mask logits), ``siglip`` (``SiglipConfig`` kwargs:
-        width 32, 2 layers, 64 px input, 8x8 grid, 64 text positions) and
-        ``prompter`` (2 heads, inner width 16, MLP width 24).
-    """
-    tower = dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4)
-    return dict(
-        sam2=tiny_sam2_cfg(),
-        siglip=dict(
-            text_config=dict(
-                vocab_size=vocab_size,
-                max_position_embeddings=64,
-                pad_token_id=0,  # Gemma's <pad>, <bos>, <eos>
-                bos_token_id=2,
-                eos_token_id=1,
-                **tower),
-            vision_config=dict(image_size=64, patch_size=8, **tower)),
-        prompter=dict(num_heads=2, internal_dim=16, mlp_dim=24))
 
 
 def build_authors_rsrefseg2(

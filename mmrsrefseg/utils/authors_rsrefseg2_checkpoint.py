@@ -85,9 +85,9 @@ PROMPTER_PARAMS = {
 }
 # Within one PostNormAttentionLayer: our sub-prefix -> (index into the
 # authors' names, their sub-prefix).
-_LAYER_PARTS = (('ffn.layers.0.0.', 2, 'layers.0.'),
-                ('ffn.layers.1.', 2, 'layers.1.'), ('ffn_norm.', 3, ''),
-                ('norm.', 1, ''), ('', 0, ''))
+_LAYER_PARTS = (('ffn.layers.0.0.', 2, 'layers.0.'), ('ffn.layers.1.', 2,
+                                                      'layers.1.'),
+                ('ffn_norm.', 3, ''), ('norm.', 1, ''), ('', 0, ''))
 _PREFIXES = (
     ('clip_vision_encoder.base_model.model.model.',
      'backbone.model.vision_model.'),
@@ -115,11 +115,11 @@ def _prompter_rules() -> List[Tuple[re.Pattern, str]]:
                 if i < len(names):
                     pattern = (rf'^{their_block}\.(\d+)\.{names[i]}\.'
                                rf'{re.escape(theirs)}(.+)$')
-                    rules.append((re.compile(pattern),
-                                  rf'{block}.\1.{layer}.{ours}\2'))
+                    rules.append(
+                        (re.compile(pattern), rf'{block}.\1.{layer}.{ours}\2'))
     for ours, theirs in PROMPTER_PARAMS.items():
-        rules.append((re.compile(rf'^{re.escape(theirs)}(\..+)?$'),
-                      ours + r'\1'))
+        rules.append(
+            (re.compile(rf'^{re.escape(theirs)}(\..+)?$'), ours + r'\1'))
     return rules
 
 

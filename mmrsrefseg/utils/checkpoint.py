@@ -140,7 +140,8 @@ def state_dict_of(checkpoint: dict, path: str) -> Dict[str, Tensor]:
     return dict(state)
 
 
-def key_problems(expected: Mapping, state: Mapping,
+def key_problems(expected: Mapping,
+                 state: Mapping,
                  optional: Iterable[str] = ()) -> List[str]:
     """Compare a state dict with the expected keys and shapes.
 

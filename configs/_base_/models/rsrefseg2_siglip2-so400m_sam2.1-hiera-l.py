@@ -62,8 +62,7 @@ model = dict(
         norm_cfg=dict(type='BN')),  # the authors' (not synchronised)
     decode_head=dict(
         type='SAM2PromptHead',
-        preset='large',
-        image_size=sam_image_size,
+        preset='large',  # the input size (1024) comes with the preset
         checkpoint='checkpoints/sam2.1_hiera_large.pt',
         # SAM 2.1's eval-time fallback to the best multimask output when the
         # single mask is unstable (build_sam2's default, the authors')
@@ -120,7 +119,6 @@ model = dict(
             'decode_head.sam_prompt_encoder.not_a_point_embed',
             'decode_head.sam_prompt_encoder.no_mask_embed',
             'decode_head.sam_mask_decoder.iou_prediction_head',
-            'decode_head.sam_mask_decoder.obj_score_token',
             'decode_head.sam_mask_decoder.pred_obj_score_head',
         ]),
     train_cfg=dict(),
