@@ -1,12 +1,11 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""CascadedPrompter against a literal op-list reading of the authors' code.
+"""CascadedPrompter against the authors' prompter.
 
-The reference below rebuilds the authors' prompter (KyanChen/RSRefSeg2,
-``refseg/models/models.py``, configured as ``configs_RSRefSeg2/
-rrsisd_training.py``) with their module names and their op-list
-interpreter: each op name selects q/k/v, attention and MLP outputs are added
-to the stream they update, norms replace it. Our weights reach it through
-the docstring's authors' -> ours table (inverted here), loaded strictly.
+The reference (:class:`mmrsrefseg.testing.authors_cascaded_prompter.
+AuthorsCascadedPrompter`) rebuilds the authors' prompter (KyanChen/
+RSRefSeg2, ``refseg/models/models.py``) with their module names and op
+lists; its weights reach ours through the released-checkpoint converter's
+name table, loaded strictly.
 """
 import math
 
@@ -17,6 +16,10 @@ import torch.nn.functional as F
 
 from mmrsrefseg.models import CascadedPrompter
 from mmrsrefseg.models.necks.cascaded_prompter import masked_adaptive_avg_pool
+from mmrsrefseg.testing.authors_cascaded_prompter import \
+    AuthorsCascadedPrompter
+from mmrsrefseg.utils.authors_rsrefseg2_checkpoint import \
+    convert_authors_rsrefseg2
 
 C, P, HEADS, ATTN, FFN_DIM, NQ, NP = 32, 16, 2, 16, 24, 3, 4
 TINY = dict(
@@ -30,244 +33,22 @@ TINY = dict(
     image_grid=(4, 4),
     mask_prompt_size=(12, 12))
 
-# The authors' op lists (rrsisd_training.py).
-TWO_QUERY_OPS = [
-    'self_attn_query_query1', 'norm_query1_1', 'self_attn_query_query2',
-    'norm_query2_1', 'cross_attn_query_text_query1_text', 'norm_query1_2',
-    'mlp_query1_2', 'norm_query1_3', 'cross_attn_query_text_query2_text',
-    'norm_query2_2', 'mlp_query2_2', 'norm_query2_3',
-    'cross_attn_query_query_query1_query2', 'norm_query1_4', 'mlp_query1_3',
-    'norm_query1_5', 'cross_attn_query_query_query2_query1', 'norm_query2_4',
-    'mlp_query2_3', 'norm_query2_5'
-]
-STEP1_OPS = [
-    'self_attn_text_text_1', 'norm_text_1', 'cross_attn_img_text_1',
-    'norm_img_1', 'mlp_img_1', 'norm_img_2'
-]
-STEP2_OPS = [
-    'self_attn_text_1', 'norm_text_1', 'cross_attn_img_text_1', 'norm_img_1',
-    'mlp_img_1', 'norm_img_2', 'self_attn_prompt_1', 'norm_prompt_1',
-    'cross_attn_prompt_text_1', 'norm_prompt_2', 'mlp_prompt_2',
-    'norm_prompt_3', 'cross_attn_prompt_img_1', 'norm_prompt_4',
-    'mlp_prompt_3', 'norm_prompt_5'
-]
-
-# ours -> (authors' attention, norm, mlp, norm after the mlp); the docstring
-# table of CascadedPrompter.
-LAYER_MAP = {
-    'two_query_layers': ('two_queries_text_attn_layers', {
-        'q1_self_attn': ('self_attn_query_query1', 'norm_query1_1'),
-        'q2_self_attn': ('self_attn_query_query2', 'norm_query2_1'),
-        'q1_text_attn': ('cross_attn_query_text_query1_text', 'norm_query1_2',
-                         'mlp_query1_2', 'norm_query1_3'),
-        'q2_text_attn': ('cross_attn_query_text_query2_text', 'norm_query2_2',
-                         'mlp_query2_2', 'norm_query2_3'),
-        'q1_q2_attn': ('cross_attn_query_query_query1_query2', 'norm_query1_4',
-                       'mlp_query1_3', 'norm_query1_5'),
-        'q2_q1_attn': ('cross_attn_query_query_query2_query1', 'norm_query2_4',
-                       'mlp_query2_3', 'norm_query2_5'),
-    }),
-    'step1_layers': ('queries1_to_img_attn_layers', {
-        'query_self_attn': ('self_attn_text_text_1', 'norm_text_1'),
-        'image_query_attn':
-        ('cross_attn_img_text_1', 'norm_img_1', 'mlp_img_1', 'norm_img_2'),
-    }),
-    'step2_layers': ('prompt_queries2_img_attn_layers', {
-        'query_self_attn': ('self_attn_text_1', 'norm_text_1'),
-        'image_query_attn':
-        ('cross_attn_img_text_1', 'norm_img_1', 'mlp_img_1', 'norm_img_2'),
-        'prompt_self_attn': ('self_attn_prompt_1', 'norm_prompt_1'),
-        'prompt_query_attn': ('cross_attn_prompt_text_1', 'norm_prompt_2',
-                              'mlp_prompt_2', 'norm_prompt_3'),
-        'prompt_image_attn': ('cross_attn_prompt_img_1', 'norm_prompt_4',
-                              'mlp_prompt_3', 'norm_prompt_5'),
-    }),
-}
-TOP_MAP = {
-    'query_pos_embed1': 'text_query_pe_embedding1',
-    'query_pos_embed2': 'text_query_pe_embedding2',
-    'image_pos_embed': 'img_pe',
-    'prompt_embed': 'prompt_embedding',
-    'prompt_pos_embed': 'prompt_pe_embedding',
-    'sparse_mlp.layers.0.0': 'sparse_prompt_mlp.layers.0',
-    'sparse_mlp.layers.1': 'sparse_prompt_mlp.layers.1',
-    'dense_conv': 'dense_prompt_conv',
-}
-
-
-def ours_to_authors(key):
-    """Our parameter name -> the authors' (inverse of the docstring table)."""
-    head, _, rest = key.partition('.')
-    if head in LAYER_MAP:
-        block, layers = LAYER_MAP[head]
-        idx, name, sub = rest.split('.', 2)
-        names = layers[name]  # attention, norm[, mlp, norm after the mlp]
-        for ours, i, theirs in (('ffn.layers.0.0.', 2, 'layers.0.'),
-                                ('ffn.layers.1.', 2, 'layers.1.'),
-                                ('ffn_norm.', 3, ''), ('norm.', 1, ''), ('', 0,
-                                                                         '')):
-            if sub.startswith(ours):
-                return f'{block}.{idx}.{names[i]}.{theirs}{sub[len(ours):]}'
-    for ours, theirs in TOP_MAP.items():
-        if key == ours or key.startswith(ours + '.'):
-            return theirs + key[len(ours):]
-    raise KeyError(key)
-
-
-class AuthorsAttention(nn.Module):
-    """q/k/v/out projections around SDPA, no mask (the authors')."""
-
-    def __init__(self, dim, kv_dim=None):
-        super().__init__()
-        kv_dim = kv_dim or dim
-        self.q_proj = nn.Linear(dim, ATTN)
-        self.k_proj = nn.Linear(kv_dim, ATTN)
-        self.v_proj = nn.Linear(kv_dim, ATTN)
-        self.out_proj = nn.Linear(ATTN, dim)
-
-    def forward(self, q, k, v):
-        heads = [
-            x.reshape(*x.shape[:2], HEADS, -1).transpose(1, 2)
-            for x in (self.q_proj(q), self.k_proj(k), self.v_proj(v))
-        ]
-        out = F.scaled_dot_product_attention(*heads)
-        return self.out_proj(out.transpose(1, 2).flatten(2))
-
-
-class AuthorsMLP(nn.Module):
-
-    def __init__(self, dim):
-        super().__init__()
-        self.layers = nn.ModuleList(
-            [nn.Linear(dim, FFN_DIM),
-             nn.Linear(FFN_DIM, dim)])
-
-    def forward(self, x):
-        return self.layers[1](F.gelu(self.layers[0](x)))
-
-
-# op name -> (stream it updates, stream it attends to); mlp_* / norm_* ops
-# update the stream named in the op.
-TWO_QUERY_ATTN = {
-    'self_attn_query_query1': ('q1', 'q1'),
-    'self_attn_query_query2': ('q2', 'q2'),
-    'cross_attn_query_text_query1_text': ('q1', 'text'),
-    'cross_attn_query_text_query2_text': ('q2', 'text'),
-    'cross_attn_query_query_query1_query2': ('q1', 'q2'),
-    'cross_attn_query_query_query2_query1': ('q2', 'q1'),
-}
-STEP1_ATTN = {
-    'self_attn_text_text_1': ('text', 'text'),
-    'cross_attn_img_text_1': ('img', 'text'),
-}
-STEP2_ATTN = {
-    'self_attn_text_1': ('text', 'text'),
-    'cross_attn_img_text_1': ('img', 'text'),
-    'self_attn_prompt_1': ('prompt', 'prompt'),
-    'cross_attn_prompt_text_1': ('prompt', 'text'),
-    'cross_attn_prompt_img_1': ('prompt', 'img'),
-}
-WIDTH = dict(q1=C, q2=C, text=C, img=C, prompt=P)
-
-
-def stream(op):
-    for tag, name in (('query1', 'q1'), ('query2', 'q2'), ('_img', 'img'),
-                      ('_text', 'text'), ('_prompt', 'prompt')):
-        if tag in op:
-            return name
-    raise KeyError(op)
-
-
-def authors_block(ops, attn):
-    """ModuleDict named by op; type and widths by the authors' rules."""
-    mods = {}
-    for op in ops:
-        if op in attn:
-            dst, src = attn[op]
-            mods[op] = AuthorsAttention(WIDTH[dst], WIDTH[src])
-        elif op.startswith('norm'):
-            mods[op] = nn.LayerNorm(WIDTH[stream(op)])
-        else:
-            mods[op] = AuthorsMLP(WIDTH[stream(op)])
-    return nn.ModuleDict(mods)
-
-
-def run_ops(block, ops, attn, s, pe):
-    """The authors' block forward: attention/MLP outputs are added to the
-    stream they update (q = x + pe, k = y + pe_y, v = y), norms replace it."""
-    for op in ops:
-        m = block[op]
-        if op in attn:
-            dst, src = attn[op]
-            s[dst] = s[dst] + m(s[dst] + pe[dst], s[src] + pe[src], s[src])
-        else:
-            dst = stream(op)
-            s[dst] = m(s[dst]) if op.startswith('norm') else s[dst] + m(s[dst])
-    return s
-
-
-class AuthorsPrompter(nn.Module):
-    """The authors' module tree (names as in their checkpoints)."""
-
-    def __init__(self, grid):
-        super().__init__()
-        self.text_query_pe_embedding1 = nn.Parameter(torch.zeros(NQ, C))
-        self.text_query_pe_embedding2 = nn.Parameter(torch.zeros(NQ, C))
-        self.two_queries_text_attn_layers = nn.ModuleList(
-            authors_block(TWO_QUERY_OPS, TWO_QUERY_ATTN) for _ in range(2))
-        self.img_pe = nn.Parameter(torch.zeros(1, C, grid, grid))
-        self.queries1_to_img_attn_layers = nn.ModuleList(
-            authors_block(STEP1_OPS, STEP1_ATTN) for _ in range(2))
-        self.prompt_queries2_img_attn_layers = nn.ModuleList(
-            authors_block(STEP2_OPS, STEP2_ATTN) for _ in range(2))
-        self.prompt_pe_embedding = nn.Parameter(torch.zeros(NP, P))
-        self.prompt_embedding = nn.Parameter(torch.zeros(NP, P))
-        self.sparse_prompt_mlp = AuthorsMLP(P)
-        self.dense_prompt_conv = nn.Sequential(
-            nn.Conv2d(C, C // 2, 3, padding=1), nn.BatchNorm2d(C // 2),
-            nn.GELU(), nn.Conv2d(C // 2, C, 3, padding=1))
-
 
 def authors_forward(m, f):
-    v0, text = f['visual_feats'], f['text_feats']
-    b, c, h, w = v0.shape
-    q1 = q2 = F.adaptive_avg_pool1d(text.permute(0, 2, 1), NQ).permute(0, 2, 1)
-    pe1 = m.text_query_pe_embedding1.expand(b, -1, -1)
-    pe2 = m.text_query_pe_embedding2.expand(b, -1, -1)
-    s = dict(q1=q1, q2=q2, text=text)
-    pe = dict(q1=pe1, q2=pe2, text=0)
-    for blk in m.two_queries_text_attn_layers:
-        s = run_ops(blk, TWO_QUERY_OPS, TWO_QUERY_ATTN, s, pe)
-    q1, q2 = s['q1'], s['q2']
-    img_pe = m.img_pe
-    if img_pe.size(2) != h:
-        img_pe = F.interpolate(
-            img_pe, size=(h, h), mode='bicubic', align_corners=True)
-    img_pe = img_pe.flatten(2).transpose(1, 2)
-    s = dict(img=v0.flatten(2).transpose(1, 2), text=q1)
-    pe = dict(img=img_pe, text=pe1)
-    for blk in m.queries1_to_img_attn_layers:
-        s = run_ops(blk, STEP1_OPS, STEP1_ATTN, s, pe)
-    s = dict(
-        img=s['img'], text=q2, prompt=m.prompt_embedding.expand(b, -1, -1))
-    pe = dict(img=img_pe, text=pe2, prompt=m.prompt_pe_embedding)
-    for blk in m.prompt_queries2_img_attn_layers:
-        s = run_ops(blk, STEP2_OPS, STEP2_ATTN, s, pe)
-    sparse = m.sparse_prompt_mlp(s['prompt'])
-    vmap = s['img'].transpose(1, 2).reshape(b, c, h, w)
-    vmap = F.interpolate(
-        m.dense_prompt_conv(vmap),
-        size=TINY['mask_prompt_size'],
-        mode='bilinear',
-        align_corners=True)
-    vmap = vmap / vmap.norm(p=2, dim=1, keepdim=True)
-    t = f['text_embeds'] / f['text_embeds'].norm(p=2, dim=1, keepdim=True)
-    dense = torch.einsum('bchw,bc->bhw', vmap, t)[:, None]
+    """The authors' prompter (mmrsrefseg.testing) on our feature dict."""
+    visual = f['visual_feats']
+    out = m(
+        clip_visual_feat=visual.flatten(2).transpose(1, 2),
+        clip_text_feat=f['text_feats'],
+        clip_text_feat_pooler=f['text_embeds'],
+        logit_scale=f['logit_scale'].log(),
+        logit_bias=f['logit_bias'],
+        mask_size=TINY['mask_prompt_size'][0])
     return dict(
-        sparse_embeddings=sparse,
-        mask_prompt=dense * f['logit_scale'] + f['logit_bias'],
-        query_mean_1=q1.mean(1),
-        query_mean_2=q2.mean(1))
+        sparse_embeddings=out['sparse_prompts'],
+        mask_prompt=out['dense_prompts'],
+        query_mean_1=out['text_queries1'].mean(1),
+        query_mean_2=out['text_queries2'].mean(1))
 
 
 def perturbed(model):
@@ -279,7 +60,8 @@ def perturbed(model):
             if not t.is_floating_point():
                 continue
             if name.endswith('running_var') or 'norm' in name or (
-                    'dense_conv.1.' in name and name.endswith('weight')):
+                    'dense_prompt_conv.1.' in name
+                    and name.endswith('weight')):
                 t.copy_(0.5 + torch.rand(t.shape, generator=g))
             elif 'embed' in name or t.dim() == 1:
                 t.copy_(torch.randn(t.shape, generator=g) * 0.5)
@@ -314,10 +96,29 @@ def sample(f, i):
 
 
 def pair(**kwargs):
-    ours = perturbed(CascadedPrompter(**dict(TINY, **kwargs)))
-    theirs = AuthorsPrompter(grid=4)
-    state = {ours_to_authors(k): v for k, v in ours.state_dict().items()}
-    theirs.load_state_dict(state, strict=True)
+    """The authors' prompter with random weights, and ours with the same
+    weights through the released-checkpoint converter (strict)."""
+    theirs = perturbed(
+        AuthorsCascadedPrompter(
+            text_dim=C,
+            img_dim=C,
+            prompt_dim=P,
+            img_pe_size=4,
+            num_text_queries=NQ,
+            num_prompts=NP,
+            num_heads=HEADS,
+            mlp_dim=FFN_DIM,
+            internal_dim=ATTN))
+    state, _ = convert_authors_rsrefseg2({
+        f'prompter.{k}': v
+        for k, v in theirs.state_dict().items()
+    })
+    ours = CascadedPrompter(**dict(TINY, **kwargs))
+    ours.load_state_dict({
+        k[len('neck.'):]: v
+        for k, v in state.items()
+    },
+                         strict=True)
     return ours, theirs
 
 
