@@ -16,7 +16,7 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
     With CUDA nothing changes: mmengine initialises NCCL (or the configured
     backend) itself. Without CUDA, mmengine 0.10.7's ``init_dist`` calls
     ``torch.cuda.set_device`` and fails, and DDP rejects
-    ``device_ids=[rank]`` for CPU modules (shared/docs/STACK.md, trap 6). So
+    ``device_ids=[rank]`` for CPU modules. So
     this initialises the ``gloo`` process group from the torchrun/slurm
     environment *before* ``Runner.from_cfg`` (mmengine then skips its own
     initialisation) and wraps the model in ``MMDistributedDataParallel``

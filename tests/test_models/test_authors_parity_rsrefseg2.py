@@ -236,3 +236,47 @@ def test_released_checkpoint_converts(pair, tmp_path):
                          stderr=subprocess.STDOUT,
                          text=True)
     assert out.returncode != 0 and 'missing keys (1)' in out.stdout
+
+
+@pytest.mark.realsize
+@torch.no_grad()
+def test_real_size_siglip2_so400m_sam21_hiera_l(gemma_tokenizer_dir):
+    """RSRefSeg 2 at its real size (SigLIP2 so400m-patch16-512, SAM 2.1
+    Hiera-L, 1024x1024): a mixed-length batch of 2 against the authors'
+    per-sample output. About 20 GB of memory and several minutes on 2 CPU
+    cores: run with ``pytest -m realsize`` (not part of the default suite).
+    """
+    from mmengine.config import Config
+    from transformers import AutoTokenizer
+
+    from mmrsrefseg.utils.sam2_import import sam2_model_cfg
+    init_default_scope('mmseg')
+    tok = AutoTokenizer.from_pretrained(gemma_tokenizer_dir)
+    cfg = Config.fromfile('configs/rsrefseg2_rrsisd.py').model.to_dict()
+    cfg['backbone'].update(pretrained=None, tokenizer=gemma_tokenizer_dir)
+    cfg['decode_head']['checkpoint'] = None
+    parts = dict(
+        sam2=sam2_model_cfg('large'), siglip=cfg['backbone']['config'])
+    ref = build_authors_rsrefseg2(parts, tok)
+    randomise_weights(ref, seed=0)
+    ref.eval()
+    ours = MODELS.build(cfg)
+    ours.load_state_dict(
+        convert_authors_rsrefseg2(ref.state_dict())[0], strict=True)
+    ours.eval()
+    torch.manual_seed(1)
+    images = torch.rand(2, 3, 1024, 1024) * 255
+    texts = [TEXTS[1], TEXTS[2]]
+    metas = []
+    for t in texts:
+        s = SegDataSample(
+            metainfo=dict(
+                text=t, img_shape=(1024, 1024), pad_shape=(1024, 1024)))
+        metas.append(s)
+    batched = ours._forward(images, metas)
+    assert batched.shape == (2, 1, 256, 256)
+    for i, text in enumerate(texts):
+        expected = ref(images[i:i + 1] / 255., [text])['seg_mask']
+        assert expected.abs().max() > 0.1
+        torch.testing.assert_close(
+            batched[i:i + 1], expected, atol=1e-4, rtol=0)
