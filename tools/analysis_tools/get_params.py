@@ -70,15 +70,18 @@ def components(model):
 
 
 def component_rows(model):
-    """Yield ``(name, total, trainable)`` per component, the rest, total."""
+    """Yield ``(name, total, trainable)`` per component, the rest (one row
+    per parameter, indented), total."""
     parts = components(model)
     for name, module in parts:
         total, trainable = count_parameters(module)
         yield name, total, trainable
     seen = {id(p) for _, m in parts for p in m.parameters()}
-    rest = [p for p in model.parameters() if id(p) not in seen]
-    yield ('other (logit scale/bias, ...)', sum(p.numel() for p in rest),
-           sum(p.numel() for p in rest if p.requires_grad))
+    rest = [(n, p) for n, p in model.named_parameters() if id(p) not in seen]
+    yield ('other', sum(p.numel() for _, p in rest),
+           sum(p.numel() for _, p in rest if p.requires_grad))
+    for name, p in rest:
+        yield f'  {name}', p.numel(), p.numel() if p.requires_grad else 0
     total, trainable = count_parameters(model)
     yield 'total', total, trainable
 
