@@ -362,8 +362,8 @@ def test_render_activations_dense_prompt():
     image = np.full((h, w, 3), 60, np.uint8)
     mask = np.zeros((h, w), np.uint8)
     dense = np.full((h, w), 0., np.float32)
-    out = vis.render_activations(
-        image, mask, dict(dense_prompt_activation=dense))
+    out = vis.render_activations(image, mask,
+                                 dict(dense_prompt_activation=dense))
     assert out.shape[1] == 2 * w
     np.testing.assert_array_equal(out[-h:, w:], vis.draw_heatmap(image, dense))
     with pytest.raises(ValueError, match='some of'):

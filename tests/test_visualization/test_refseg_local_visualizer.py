@@ -151,8 +151,7 @@ def test_banner_bounded_for_a_long_expression():
             image,
             zeros,
             dict(global_activation=zeros, mean_local_activation=zeros),
-            text=t).shape[0]
-        for t in (text, text + ' more words')
+            text=t).shape[0] for t in (text, text + ' more words')
     ]
     assert heights[0] == heights[1]
 
