@@ -5,9 +5,10 @@ Writes an overlay picture (the image with the predicted mask in colour, its
 contour and the expression on a dark banner at the top, at the image's own
 size) and the binary mask (single-channel PNG, 0 / 255, at the image's
 size). With ``--show-activation`` the picture shows, side by side under the
-expression, the mask overlay and RSRefSeg's activation maps as heat maps
-over the image: the global activation ``sigmoid(Z_g)`` and the mean local
-activation. Example::
+expression, the mask overlay and the model's activation maps as heat maps
+over the image: for RSRefSeg the global activation ``sigmoid(Z_g)`` and the
+mean local activation, for RSRefSeg 2 the dense-prompt activation (the
+sigmoid of the mask prompt SAM 2.1 gets). Example::
 
     python demo/image_demo.py \\
         ../shared/data/rrsisd_sample/images/rrsisd/JPEGImages/11765.jpg \\
@@ -24,6 +25,7 @@ import numpy as np
 from mmengine.config import Config, DictAction
 
 from mmrsrefseg.apis import RefSegInferencer, read_image_file
+from mmrsrefseg.visualization import ACTIVATION_FIELDS
 
 
 def parse_args(argv=None):
@@ -43,9 +45,10 @@ def parse_args(argv=None):
             expression.
     """
     parser = argparse.ArgumentParser(
-        description='Referring segmentation of one image with RSRefSeg: '
-        'writes a colour overlay of the predicted mask with the expression '
-        'written on it, and the binary mask, both at the image size.')
+        description='Referring segmentation of one image with RSRefSeg or '
+        'RSRefSeg 2: writes a colour overlay of the predicted mask with the '
+        'expression written on it, and the binary mask, both at the image '
+        'size.')
     parser.add_argument(
         'image',
         help='input image file (any format cv2 '
@@ -55,7 +58,9 @@ def parse_args(argv=None):
         help='referring expression, quoted, e.g. "the white storage tank on '
         'the left"')
     parser.add_argument(
-        'config', help='model config, e.g. configs/rsrefseg_vitb.py')
+        'config',
+        help='model config, e.g. configs/rsrefseg_vitb.py or '
+        'configs/rsrefseg2_rrsisd.py')
     parser.add_argument(
         '--checkpoint',
         required=True,
@@ -86,9 +91,11 @@ def parse_args(argv=None):
         '--show-activation',
         action='store_true',
         help='write, instead of the plain overlay, the overlay beside the '
-        'global activation sigmoid(Z_g) and the mean local activation as '
-        'heat maps over the image (0 blue to 1 red), with titles and the '
-        'expression (3 x the image width plus a header)')
+        "model's activation maps as heat maps over the image (0 blue to 1 "
+        'red), with titles and the expression: RSRefSeg: the global '
+        'activation sigmoid(Z_g) and the mean local activation (3 x the '
+        'image width plus a header); RSRefSeg 2: the dense-prompt '
+        'activation, sigmoid of the mask prompt (2 x the image width)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -115,9 +122,11 @@ def main(argv=None):
     Returns:
         dict: ``mask`` (uint8 (H, W) in {0, 1}), ``probability`` (float32
         (H, W) in [0, 1]) and ``overlay`` (the picture written, RGB uint8
-        (H, W, 3), or (H + header, 3 W, 3) with ``--show-activation``);
-        with ``--show-activation`` also ``global_activation`` and
-        ``mean_local_activation`` (float32 (H, W) in [0, 1]).
+        (H, W, 3), or (H + header, (1 + k) W, 3) with
+        ``--show-activation`` and k activation maps); with
+        ``--show-activation`` also each activation map under its field name
+        (RSRefSeg: ``global_activation`` and ``mean_local_activation``;
+        RSRefSeg 2: ``dense_prompt_activation``; float32 (H, W) in [0, 1]).
 
     Raises:
         FileNotFoundError: If the image, config or checkpoint is missing.
@@ -140,15 +149,13 @@ def main(argv=None):
     mask = result['masks'][0]
     out = dict(mask=mask, probability=result['probabilities'][0])
     if args.show_activation:
-        out['global_activation'] = result['global_activations'][0]
-        out['mean_local_activation'] = result['mean_local_activations'][0]
+        activations = {
+            key: result[key + 's'][0]
+            for key in ACTIVATION_FIELDS if key + 's' in result
+        }
+        out.update(activations)
         overlay = inferencer.visualizer.render_activations(
-            image,
-            mask,
-            out['global_activation'],
-            out['mean_local_activation'],
-            text=args.text,
-            opacity=args.opacity)
+            image, mask, activations, text=args.text, opacity=args.opacity)
     else:
         overlay = inferencer.visualizer.draw_overlay(
             image, mask, opacity=args.opacity, text=args.text)

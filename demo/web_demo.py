@@ -1,16 +1,20 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""Web demo of RSRefSeg (Gradio): image + referring expression -> mask.
+"""Web demo of RSRefSeg and RSRefSeg 2 (Gradio): image + expression -> mask.
 
 A page where one uploads an aerial image (or picks an example of the
 config's test split), types a referring expression and sees the predicted
-mask over the image, the mask probability and RSRefSeg's activation maps
-(the global activation ``sigmoid(Z_g)`` and the mean local activation), all
-as pictures at the image's size.
+mask over the image, the mask probability and the model's activation maps,
+all as pictures at the image's size: for RSRefSeg the global activation
+``sigmoid(Z_g)`` and the mean local activation, for RSRefSeg 2 the
+dense-prompt activation (the sigmoid of the mask prompt SAM 2.1 gets). One
+process serves one model.
 
-On the embedded default, after ``bash tools/quickstart.sh``, from the
-repository root::
+On the embedded defaults, from the repository root, after
+``bash tools/quickstart.sh`` (RSRefSeg) or ``MODEL=rsrefseg2 bash
+tools/quickstart.sh`` (RSRefSeg 2)::
 
-    python demo/web_demo.py                  # http://127.0.0.1:7860
+    python demo/web_demo.py                     # http://127.0.0.1:7860
+    python demo/web_demo.py --model rsrefseg2
 
 Any config and checkpoint::
 
@@ -47,23 +51,31 @@ from mmengine.registry import init_default_scope
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmrsrefseg.apis import RefSegInferencer
+from mmrsrefseg.visualization import ACTIVATION_TITLES, ActivationRecorder
 
-DEFAULT_CONFIG = 'configs/rsrefseg_tiny_synthetic.py'
+#: ``--model`` -> (embedded default config, command that trains it).
+DEMO_MODELS = {
+    'rsrefseg':
+    ('configs/rsrefseg_tiny_synthetic.py', 'bash tools/quickstart.sh'),
+    'rsrefseg2': ('configs/rsrefseg2_tiny_synthetic.py',
+                  'MODEL=rsrefseg2 bash tools/quickstart.sh'),
+}
+DEFAULT_CONFIG = DEMO_MODELS['rsrefseg'][0]
 #: Percentiles of the linear stretch of high-bit-depth images to 8 bit.
 STRETCH_PERCENTILES = (2., 98.)
 #: PIL modes of single-band images with more than 8 bits.
 _HIGH_DEPTH_MODES = ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
 #: Result pictures fill their boxes (small images are scaled up).
 _CSS = '.result img { width: 100%; height: 100%; object-fit: contain; }'
-_OUTPUT_TITLES = ('mask overlay', 'mask probability',
-                  'global activation sigmoid(Z_g)', 'mean local activation')
+#: Titles of the result pictures before the activation maps.
+_MASK_TITLES = ('mask overlay', 'mask probability')
 
 
 def default_checkpoint(config: str) -> str:
     """The newest ``work_dirs/{config stem}/best_*.pth``.
 
-    That is where ``tools/train.py`` (and so ``bash tools/quickstart.sh``
-    for the embedded default) keeps the best checkpoint.
+    That is where ``tools/train.py`` (and so ``tools/quickstart.sh`` for
+    the embedded defaults, :data:`DEMO_MODELS`) keeps the best checkpoint.
 
     Args:
         config (str): Config file path.
@@ -78,10 +90,13 @@ def default_checkpoint(config: str) -> str:
     pattern = osp.join('work_dirs', stem, 'best_*.pth')
     found = sorted(glob.glob(pattern), key=osp.getmtime)
     if not found:
-        hint = ('run `bash tools/quickstart.sh` first (it trains the '
-                'embedded default)' if stem == osp.splitext(
-                    osp.basename(DEFAULT_CONFIG))[0] else
-                'train one with tools/train.py')
+        trains = {
+            osp.splitext(osp.basename(c))[0]: command
+            for c, command in DEMO_MODELS.values()
+        }
+        hint = (f'run `{trains[stem]}` first (it trains the embedded '
+                'default)'
+                if stem in trains else 'train one with tools/train.py')
         raise FileNotFoundError(
             f'No checkpoint given and none found at {pattern} (relative to '
             f'{os.getcwd()}); pass --checkpoint CKPT or {hint}')
@@ -95,26 +110,38 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         argv (list[str], optional): Arguments; ``sys.argv[1:]`` if None.
 
     Returns:
-        argparse.Namespace: ``config``, ``checkpoint``, ``device``,
-        ``host``, ``port``, ``max_side``, ``max_pixels``, ``num_examples``,
-        ``max_file_size``, ``cfg_options``.
+        argparse.Namespace: ``config`` (the ``--model`` default when not
+        given), ``model``, ``checkpoint``, ``device``, ``host``, ``port``,
+        ``max_side``, ``max_pixels``, ``num_examples``, ``max_file_size``,
+        ``cfg_options``.
+
+    Raises:
+        SystemExit: With an argparse message (code 2) for a config given
+            together with ``--model``, or an option out of range.
     """
     parser = argparse.ArgumentParser(
-        description='Web demo of RSRefSeg: upload an aerial image, type a '
-        'referring expression, see the mask, its probability and the '
-        'activation maps.')
+        description='Web demo of RSRefSeg / RSRefSeg 2: upload an aerial '
+        'image, type a referring expression, see the mask, its probability '
+        'and the activation maps.')
     parser.add_argument(
         'config',
         nargs='?',
-        default=DEFAULT_CONFIG,
-        help=f'model config (default: {DEFAULT_CONFIG}, the embedded '
-        'default)')
+        default=None,
+        help='model config (default: the embedded default of --model)')
+    parser.add_argument(
+        '--model',
+        choices=sorted(DEMO_MODELS),
+        default=None,
+        help='serve the embedded default of this model instead of a '
+        'config: ' + '; '.join(f'{name}: {config}'
+                               for name, (config, _) in DEMO_MODELS.items()) +
+        ' (default: rsrefseg)')
     parser.add_argument(
         '--checkpoint',
         default=None,
         help='trained checkpoint (default: the newest '
-        'work_dirs/{config stem}/best_*.pth, which bash '
-        'tools/quickstart.sh writes for the embedded default)')
+        'work_dirs/{config stem}/best_*.pth, which tools/quickstart.sh '
+        'writes for the embedded defaults)')
     parser.add_argument(
         '--device',
         default=None,
@@ -154,6 +181,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         action=DictAction,
         help='override config settings, key=value pairs')
     args = parser.parse_args(argv)
+    if args.config is not None and args.model is not None:
+        parser.error(f'give a config ({args.config}) or --model '
+                     f'{args.model}, not both')
+    args.model = args.model or 'rsrefseg'
+    args.config = args.config or DEMO_MODELS[args.model][0]
     if args.max_side < 32:
         parser.error(f'--max-side must be >= 32, got {args.max_side}')
     if args.max_pixels < 1:
@@ -368,6 +400,10 @@ class WebDemo:
     decodes them itself (:func:`load_rgb`) and names a bad file by the name
     it was uploaded under.
 
+    The result pictures are the mask overlay, the mask probability and the
+    activation maps the model's neck declares (see
+    :class:`~mmrsrefseg.visualization.ActivationRecorder`), two per row.
+
     Args:
         inferencer (RefSegInferencer): The model; its ``model.backbone``
             counts truncated expressions in ``num_truncated`` and has the
@@ -379,7 +415,7 @@ class WebDemo:
 
     Raises:
         TypeError: If the model's backbone does not count truncated
-            expressions.
+            expressions, or its neck declares no activation maps.
     """
 
     def __init__(self,
@@ -394,6 +430,10 @@ class WebDemo:
         self.max_side = max_side
         self.max_pixels = max_pixels
         self.title = title
+        #: Data-sample fields of the activation maps shown, in order.
+        self.activation_fields = ActivationRecorder(inferencer.model).fields
+        self.output_titles = _MASK_TITLES + tuple(
+            ACTIVATION_TITLES[k] for k in self.activation_fields)
         self._text_encoder = inferencer.model.backbone
         if not all(
                 hasattr(self._text_encoder, a)
@@ -425,9 +465,8 @@ class WebDemo:
             return path, image.get('orig_name') or osp.basename(path)
         return image or '', osp.basename(image or '')
 
-    def segment(
-        self, image: Union[str, dict, None], text: Optional[str]
-    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    def segment(self, image: Union[str, dict, None],
+                text: Optional[str]) -> Tuple[Union[np.ndarray, str], ...]:
         """Segment the object ``text`` refers to in the image.
 
         Args:
@@ -436,11 +475,12 @@ class WebDemo:
             text (str, optional): Referring expression.
 
         Returns:
-            tuple: Four RGB uint8 (H, W, 3) pictures at the (possibly
-            downscaled) image size -- mask overlay, probability, global
-            activation, mean local activation (heat maps over the image) --
-            and a Markdown status line (with a notice when the expression
-            was longer than the text encoder's token limit and truncated).
+            tuple: RGB uint8 (H, W, 3) pictures at the (possibly
+            downscaled) image size -- mask overlay, probability and the
+            activation maps (:attr:`output_titles`; heat maps over the
+            image): four for RSRefSeg, three for RSRefSeg 2 -- and a
+            Markdown status line (with a notice when the expression was
+            longer than the text encoder's token limit and truncated).
 
         Raises:
             gradio.Error: Without an image or an expression, or for a file
@@ -468,10 +508,13 @@ class WebDemo:
             truncated = self._text_encoder.num_truncated > truncated
         mask = result['masks'][0]
         vis = self.visualizer
-        pictures = (vis.draw_overlay(rgb, mask),
-                    vis.draw_heatmap(rgb, result['probabilities'][0]),
-                    vis.draw_heatmap(rgb, result['global_activations'][0]),
-                    vis.draw_heatmap(rgb, result['mean_local_activations'][0]))
+        pictures = [
+            vis.draw_overlay(rgb, mask),
+            vis.draw_heatmap(rgb, result['probabilities'][0])
+        ] + [
+            vis.draw_heatmap(rgb, result[key + 's'][0])
+            for key in self.activation_fields
+        ]
         h, w = mask.shape
         status = (f'**"{text}"**: {int(mask.sum())} of {h * w} pixels '
                   f'({100. * mask.mean():.2f} %) segmented in '
@@ -497,7 +540,8 @@ class WebDemo:
         """
         params = dict(request.query_params) if request is not None else {}
         if 'example' not in params:
-            return tuple(gr.skip() for _ in range(7))
+            # image, expression, the pictures and the status line
+            return tuple(gr.skip() for _ in range(len(self.output_titles) + 3))
         value = params['example']
         if not value.isdigit() or int(value) >= len(self.examples):
             raise gr.Error(f'?example={value}: there are '
@@ -512,9 +556,10 @@ class WebDemo:
             gradio.Blocks: The app (``.launch()`` it).
         """
         with gr.Blocks(
-                title='RSRefSeg web demo', analytics_enabled=False) as demo:
+                title=f'{type(self.inferencer.model).__name__} web demo',
+                analytics_enabled=False) as demo:
             gr.Markdown(
-                '## RSRefSeg: referring remote sensing image segmentation\n'
+                '## Referring remote sensing image segmentation\n'
                 'Upload an aerial image (or pick an example below), type '
                 'what to segment and press **Segment**. Heat maps: 0 blue, '
                 '1 red. ' + self.title)
@@ -537,9 +582,10 @@ class WebDemo:
                     status = gr.Markdown(elem_id='status')
                 with gr.Column(scale=2):
                     outputs = []
-                    for row in range(2):
+                    titles = self.output_titles
+                    for row in range(0, len(titles), 2):
                         with gr.Row():
-                            for title in _OUTPUT_TITLES[2 * row:2 * row + 2]:
+                            for title in titles[row:row + 2]:
                                 outputs.append(
                                     gr.Image(
                                         type='numpy',
@@ -618,12 +664,13 @@ def main(argv: Optional[Sequence[str]] = None, launch: bool = True):
                 f'read ({err})',
                 logger='current',
                 level='WARNING')
-    title = (f'Model: `{args.config}`, checkpoint `{checkpoint}`.')
+    title = (f'Model: {cfg.model.type}, config `{args.config}`, checkpoint '
+             f'`{checkpoint}`.')
     app = WebDemo(inferencer, examples, args.max_side, args.max_pixels, title)
     demo = app.build()
     if launch:
         print_log(
-            f'RSRefSeg web demo on http://{args.host}:{args.port}/ '
+            f'{cfg.model.type} web demo on http://{args.host}:{args.port}/ '
             f'({len(examples)} examples; Ctrl+C stops it)',
             logger='current')
         demo.queue(default_concurrency_limit=1).launch(

@@ -76,3 +76,29 @@ def gemma_tokenizer_dir(tmp_path_factory, tiny_tools):
     out = tmp_path_factory.mktemp('gemma_tokenizer')
     tiny_tools.build_gemma_tokenizer(str(out))
     return str(out)
+
+
+@pytest.fixture(scope='session')
+def rsrefseg2_setup(tmp_path_factory):
+    """A tiny RSRefSeg 2: synthetic test split, config file, checkpoint.
+
+    The SigLIP2 directory and SAM 2.1 file are written by
+    tools/misc/make_tiny_checkpoints.py and loaded by ``init_weights``; the
+    checkpoint holds the whole model (as tools/train.py writes it).
+
+    Returns:
+        SimpleNamespace: ``cfg`` (Config), ``config_file`` (str, the dumped
+        config), ``ckpt`` (str), ``data_root`` (str).
+    """
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    root = tmp_path_factory.mktemp('rsrefseg2')
+    data_root = str(tiny_refseg.make_synthetic(root / 'synthetic', num_test=2))
+    cfg = tiny_refseg.tiny_rsrefseg2_config(str(root), data_root)
+    cfg.visualizer.name = f'visualizer_{root.name}'
+    ckpt = str(root / 'tiny_rsrefseg2.pth')
+    tiny_refseg.save_tiny_checkpoint(cfg, ckpt)
+    config_file = str(root / 'tiny_rsrefseg2.py')
+    cfg.dump(config_file)
+    return SimpleNamespace(
+        cfg=cfg, config_file=config_file, ckpt=ckpt, data_root=data_root)

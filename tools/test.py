@@ -50,9 +50,10 @@ def parse_args():
     parser.add_argument(
         '--show-activation',
         action='store_true',
-        help='with --show-dir / --show: add the activation maps of '
-        'RSRefSeg (global activation sigmoid(Z_g) and mean local '
-        'activation) as heat maps over the image, beside the prediction')
+        help='with --show-dir / --show: add the activation maps as heat '
+        'maps over the image, beside the prediction (RSRefSeg: global '
+        'activation sigmoid(Z_g) and mean local activation; RSRefSeg 2: '
+        'the dense-prompt activation, sigmoid of the mask prompt)')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(

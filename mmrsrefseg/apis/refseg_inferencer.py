@@ -26,7 +26,9 @@ from rich.progress import track
 
 from mmrsrefseg.models.utils import model_state_from_checkpoint
 from mmrsrefseg.utils.checkpoint import read_checkpoint
-from mmrsrefseg.visualization import ActivationRecorder, RefSegLocalVisualizer
+from mmrsrefseg.visualization import (ACTIVATION_FIELDS, ActivationRecorder,
+                                      RefSegLocalVisualizer,
+                                      activation_maps_of)
 from .inference_inputs import ImagesType, TextsType, pair_inputs
 
 #: Ground-truth loaders dropped from the test pipeline at inference.
@@ -306,9 +308,9 @@ class RefSegInferencer(BaseInferencer):
             return_datasamples (bool): Add ``predictions``. Defaults to
                 False.
             return_vis (bool): Add ``visualization``. Defaults to False.
-            return_activations (bool): Also return RSRefSeg's activation
-                maps (the text filter's, from the same forward pass, see
-                :class:`ActivationRecorder`), and draw them next to the
+            return_activations (bool): Also return the model's activation
+                maps (those its neck declares, from the same forward pass,
+                see :class:`ActivationRecorder`), and draw them next to the
                 mask in the pictures (``out_dir``, ``show``,
                 ``return_vis``; see
                 :meth:`RefSegLocalVisualizer.render_activations`).
@@ -326,16 +328,18 @@ class RefSegInferencer(BaseInferencer):
               ``seg_logits`` (probabilities) of shape (1, H, W).
             - ``visualization`` (list[np.ndarray], if ``return_vis``): RGB
               uint8 overlays (H, W, 3); with ``return_activations`` the
-              overlay, the global and the mean local activation side by
-              side under a header, (H + header, 3 W, 3).
-            - ``global_activations`` (list[np.ndarray], if
-              ``return_activations``): float32 (H, W) in [0, 1],
-              ``sigmoid(Z_g)`` bilinearly upsampled from CLIP's patch grid
-              to the image size.
-            - ``mean_local_activations`` (list[np.ndarray], if
-              ``return_activations``): float32 (H, W) in [0, 1], the local
-              activation averaged over the expression's tokens, likewise
-              upsampled.
+              overlay and the k activation maps side by side under a
+              header, (H + header, (1 + k) W, 3).
+            - with ``return_activations``, one list of float32 (H, W) maps
+              in [0, 1] at the image size per activation map, named after
+              the map's field plus ``s``. RSRefSeg (``TextFilterNeck``):
+              ``global_activations``, ``sigmoid(Z_g)``, and
+              ``mean_local_activations``, the local activation averaged over
+              the expression's tokens, both bilinearly upsampled from CLIP's
+              patch grid. RSRefSeg 2 (``CascadedPrompter``):
+              ``dense_prompt_activations``, the sigmoid of the dense prompt
+              SAM 2.1 gets, upsampled from SAM 2.1's mask-input grid like
+              the mask.
 
         Raises:
             ValueError, FileNotFoundError, TypeError: See
@@ -397,7 +401,7 @@ class RefSegInferencer(BaseInferencer):
 
         Predictions that carry activation maps (``return_activations``) are
         drawn by :meth:`RefSegLocalVisualizer.render_activations` (mask
-        overlay | global activation | mean local activation), the others by
+        overlay | each activation map), the others by
         :meth:`RefSegLocalVisualizer.draw_overlay`.
 
         Args:
@@ -411,19 +415,20 @@ class RefSegInferencer(BaseInferencer):
 
         Returns:
             list[np.ndarray] | None: RGB uint8 pictures if ``return_vis``:
-            (H, W, 3) overlays, or (H + header, 3 W, 3) with activations.
+            (H, W, 3) overlays, or (H + header, (1 + k) W, 3) with k
+            activation maps.
         """
         if not (show or img_out_dir or return_vis):
             return None
         results = []
         for i, ((image, text), pred) in enumerate(zip(inputs, preds)):
             mask = pred.pred_sem_seg.data[0].cpu().numpy()
-            if 'global_activation' in pred:
+            activations = activation_maps_of(pred)
+            if activations:
                 overlay = self.visualizer.render_activations(
                     self._read_rgb(image),
                     mask,
-                    pred.global_activation.data,
-                    pred.mean_local_activation.data,
+                    activations,
                     text=text,
                     opacity=opacity)
             else:
@@ -473,8 +478,8 @@ class RefSegInferencer(BaseInferencer):
                 mmcv.imwrite(mask * 255,
                              osp.join(pred_out_dir, f'{stem}_{i}.png'))
         results = dict(masks=masks, probabilities=probs)
-        if preds and all('global_activation' in p for p in preds):
-            for key in ('global_activation', 'mean_local_activation'):
+        for key in ACTIVATION_FIELDS:
+            if preds and all(key in p for p in preds):
                 results[key + 's'] = [
                     p.get(key).data[0].cpu().numpy().astype(np.float32)
                     for p in preds

@@ -74,7 +74,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrsrefseg.utils.sam2_import import build_sam2_model
+from mmrsrefseg.utils.sam2_import import build_sam2_model, sam2_model_cfg
 from .authors_cascaded_prompter import AuthorsCascadedPrompter
 from .authors_pseudo_seg_head import AuthorsPseudoSegHead
 from .rsrefseg2_configs import (rsrefseg2_model_cfg, tiny_rsrefseg2_cfg,
@@ -83,7 +83,8 @@ from .rsrefseg2_configs import (rsrefseg2_model_cfg, tiny_rsrefseg2_cfg,
 __all__ = [
     'AUTHORS_LORA_CFG', 'AuthorsRSRefSeg2', 'tiny_sam2_cfg',
     'tiny_rsrefseg2_cfg', 'rsrefseg2_model_cfg', 'build_authors_rsrefseg2',
-    'randomise_weights', 'save_authors_checkpoint', 'load_authors_checkpoint'
+    'build_authors_rsrefseg2_from_config', 'randomise_weights',
+    'save_authors_checkpoint', 'load_authors_checkpoint'
 ]
 
 # ``model.lora_cfg`` of configs_RSRefSeg2/*_training.py (their SAM 1 entry,
@@ -348,6 +349,78 @@ def build_authors_rsrefseg2(
         SiglipConfig(**copy.deepcopy(cfg['siglip'])),
         tokenizer,
         prompter_cfg=cfg.get('prompter'),
+        lora_cfg=lora_cfg)
+
+
+def build_authors_rsrefseg2_from_config(model_cfg: dict,
+                                        tokenizer=None) -> AuthorsRSRefSeg2:
+    """The authors' composition with the shapes of an ``RSRefSeg2`` config.
+
+    SAM 2.1 from ``decode_head.preset`` (the packaged SAM 2.1 config) or
+    ``decode_head.sam2_cfg``; SigLIP from ``backbone.config``; the prompter's
+    widths from ``neck``; LoRA rank, alpha and dropout from
+    ``finetune_cfg.lora`` on the authors' targets (:data:`AUTHORS_LORA_CFG`).
+    Weights are random (nothing is read).
+
+    Args:
+        model_cfg (dict): ``model`` of an RSRefSeg 2 config.
+        tokenizer: The SigLIP2 tokenizer; None reads the config's
+            ``backbone.tokenizer`` / ``backbone.pretrained`` on first use
+            (only :meth:`AuthorsRSRefSeg2.forward` tokenises).
+
+    Returns:
+        AuthorsRSRefSeg2: In train mode.
+
+    Raises:
+        ValueError: If the config is not an RSRefSeg 2 model with a SigLIP
+            backbone, or its prompter depths differ (the authors' prompter
+            has one depth for its three stages).
+    """
+    from transformers import SiglipConfig
+    backbone, neck = model_cfg['backbone'], model_cfg['neck']
+    head = model_cfg['decode_head']
+    if model_cfg.get('type') != 'RSRefSeg2' or backbone.get(
+            'model_type') != 'siglip':
+        raise ValueError(
+            "The authors' RSRefSeg 2 needs an RSRefSeg2 model with a SigLIP "
+            f"backbone; got type={model_cfg.get('type')!r}, "
+            f"model_type={backbone.get('model_type')!r}")
+    depths = {
+        k: neck.get(k, 2)
+        for k in ('two_query_depth', 'step1_depth', 'step2_depth')
+    }
+    if len(set(depths.values())) != 1:
+        raise ValueError("The authors' prompter has one depth for its three "
+                         f'stages; the config has {depths}')
+    if tokenizer is None:
+        path = backbone.get('tokenizer') or backbone.get('pretrained')
+
+        def tokenizer(*args, **kwargs):
+            from transformers import AutoTokenizer
+            return AutoTokenizer.from_pretrained(path)(*args, **kwargs)
+
+    sam2_cfg = copy.deepcopy(
+        head['sam2_cfg']) if head.get('preset') is None else sam2_model_cfg(
+            head['preset'])
+    lora = (model_cfg.get('finetune_cfg') or {}).get('lora') or {}
+    lora_cfg = copy.deepcopy(AUTHORS_LORA_CFG)
+    for part in lora_cfg.values():
+        part.update(
+            r=lora.get('rank', 16),
+            lora_alpha=lora.get('alpha', 16),
+            lora_dropout=lora.get('dropout', 0.))
+    prompter_cfg = dict(
+        num_text_queries=neck.get('num_queries', 3),
+        num_prompts=neck.get('num_prompts', 9),
+        num_heads=neck.get('num_heads', 8),
+        internal_dim=neck.get('attn_channels', 512),
+        mlp_dim=neck.get('ffn_channels', 512),
+        depth=depths['two_query_depth'])
+    return AuthorsRSRefSeg2(
+        sam2_cfg,
+        SiglipConfig(**copy.deepcopy(backbone['config'])),
+        tokenizer,
+        prompter_cfg=prompter_cfg,
         lora_cfg=lora_cfg)
 
 

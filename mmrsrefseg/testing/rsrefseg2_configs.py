@@ -109,7 +109,8 @@ def rsrefseg2_model_cfg(parts: dict, tokenizer_dir: str) -> dict:
     grid = vision['image_size'] // vision['patch_size']
     side = parts['sam2']['image_size']
     prompter = dict(parts.get('prompter') or {})
-    paper['data_preprocessor']['size'] = (side, side)
+    paper['data_preprocessor'].update(
+        size=(side, side), test_cfg=dict(size=(side, side)))
     paper['backbone'].update(
         pretrained=None, tokenizer=tokenizer_dir, config=siglip)
     paper['neck'].update(

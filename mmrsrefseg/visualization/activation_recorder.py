@@ -1,8 +1,7 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""Capture RSRefSeg's text-filtered activation maps during prediction."""
+"""Capture a segmentor's activation maps during prediction."""
 from typing import Dict, List, Sequence
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import is_model_wrapper
@@ -10,8 +9,34 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
-#: Data-sample fields set by :meth:`ActivationRecorder.attach`.
-ACTIVATION_FIELDS = ('global_activation', 'mean_local_activation')
+#: Every activation map a neck may declare: data-sample field -> the title
+#: of its picture, in drawing order. RSRefSeg (``TextFilterNeck``): the
+#: global activation ``sigmoid(Z_g)`` and the mean local activation;
+#: RSRefSeg 2 (``CascadedPrompter``): the dense-prompt activation, the
+#: sigmoid of SAM 2.1's mask prompt.
+ACTIVATION_TITLES = {
+    'global_activation': 'global activation sigmoid(Z_g)',
+    'mean_local_activation': 'mean local activation',
+    'dense_prompt_activation': 'dense-prompt activation',
+}
+#: Data-sample fields that :meth:`ActivationRecorder.attach` may set.
+ACTIVATION_FIELDS = tuple(ACTIVATION_TITLES)
+
+
+def activation_maps_of(data_sample: SegDataSample) -> Dict[str, Tensor]:
+    """The activation maps a data sample carries, in drawing order.
+
+    Args:
+        data_sample (SegDataSample): A sample, with or without maps.
+
+    Returns:
+        dict[str, Tensor]: Field (see :data:`ACTIVATION_TITLES`) -> its
+        ``data`` (1, H, W); empty when the sample has none.
+    """
+    return {
+        key: data_sample.get(key).data
+        for key in ACTIVATION_FIELDS if key in data_sample
+    }
 
 
 def activation_to_image(activation: Tensor, metainfo: dict) -> Tensor:
@@ -25,7 +50,8 @@ def activation_to_image(activation: Tensor, metainfo: dict) -> Tensor:
     mmseg's ``EncoderDecoder.postprocess_result`` for the mask.
 
     Args:
-        activation (Tensor): (h, w) map on CLIP's patch grid.
+        activation (Tensor): (h, w) map on the neck's grid (CLIP's patch
+            grid, SAM's mask-input grid) covering the padded input.
         metainfo (dict): The sample's metainfo with ``img_shape`` and
             ``ori_shape`` (optionally ``pad_shape``, ``padding_size``).
 
@@ -63,33 +89,37 @@ def activation_to_image(activation: Tensor, metainfo: dict) -> Tensor:
 
 
 class ActivationRecorder:
-    """Record the activation maps of RSRefSeg's text filter while predicting.
+    """Record the activation maps of a segmentor's neck while predicting.
 
-    RSRefSeg explains its masks by the text-filtered activation of CLIP's
-    patch features (arXiv:2501.06809, Sec. III-B). While active (``with``
-    block, or :meth:`start` / :meth:`stop`), a forward hook on the
-    segmentor's neck (``TextFilterNeck``) keeps, for every sample the neck
-    sees, two maps on CLIP's patch grid (h, w):
+    The neck declares its activation maps: ``activation_fields`` (their
+    data-sample fields, each a key of :data:`ACTIVATION_TITLES`) and
+    ``activation_maps(outputs)``, which computes them from its forward
+    outputs as (B, h, w) maps in [0, 1]:
 
-    - ``global_activation``: ``sigmoid(Z_g)`` of the global logits
-      ``global_logits``, in [0, 1];
-    - ``mean_local_activation``: the local activation averaged over the
-      expression's real tokens (``mean_local_activation`` of the neck), in
-      [0, 1].
+    - RSRefSeg's ``TextFilterNeck``: ``global_activation`` ``sigmoid(Z_g)``
+      and ``mean_local_activation`` on CLIP's patch grid, the text-filtered
+      activation that explains the mask (arXiv:2501.06809, Sec. III-B);
+    - RSRefSeg 2's ``CascadedPrompter``: ``dense_prompt_activation``, the
+      sigmoid of the dense prompt SAM 2.1 gets (mask prompt logits, SigLIP
+      scale x cosine + bias), on SAM 2.1's mask-input grid.
 
-    The maps come from the very forward pass that predicts the mask, so
-    recording costs one copy of two (B, h, w) tensors per batch; without a
-    recorder no hook is registered and prediction is unchanged.
-    :meth:`attach` moves the recorded maps into the predicted data samples,
-    at each image's original size.
+    While active (``with`` block, or :meth:`start` / :meth:`stop`), a
+    forward hook on the neck keeps the maps of every sample the neck sees.
+    They come from the very forward pass that predicts the mask, so
+    recording costs one copy of the maps per batch; without a recorder no
+    hook is registered and prediction is unchanged. :meth:`attach` moves
+    the recorded maps into the predicted data samples, at each image's
+    original size.
 
     Args:
-        model (nn.Module): An RSRefSeg segmentor (or a model wrapper around
-            one) whose ``neck`` returns ``global_logits`` and
-            ``mean_local_activation``.
+        model (nn.Module): A segmentor (or a model wrapper around one) whose
+            ``neck`` declares activation maps.
 
     Raises:
-        TypeError: If the model has no ``neck``.
+        TypeError: If the model has no ``neck``, or the neck declares no
+            activation maps.
+        KeyError: If the neck declares a field that is not in
+            :data:`ACTIVATION_TITLES`.
 
     Examples:
         >>> with ActivationRecorder(model) as recorder:
@@ -104,9 +134,22 @@ class ActivationRecorder:
         neck = getattr(model, 'neck', None)
         if not isinstance(neck, nn.Module):
             raise TypeError(
-                'Activation maps are read from the segmentor\'s neck '
-                f'(TextFilterNeck), but {type(model).__name__} has none')
+                'Activation maps are read from the segmentor\'s neck, but '
+                f'{type(model).__name__} has none')
+        fields = tuple(getattr(neck, 'activation_fields', None) or ())
+        if not fields or not callable(getattr(neck, 'activation_maps', None)):
+            raise TypeError(
+                f'{type(neck).__name__} declares no activation maps (an '
+                '`activation_fields` tuple and an `activation_maps(outputs)` '
+                'method, as TextFilterNeck and CascadedPrompter have)')
+        unknown = [f for f in fields if f not in ACTIVATION_TITLES]
+        if unknown:
+            raise KeyError(f'{type(neck).__name__} declares activation maps '
+                           f'{unknown} that have no title; known: '
+                           f'{list(ACTIVATION_TITLES)}')
         self.neck = neck
+        #: Data-sample fields of the recorded maps, in drawing order.
+        self.fields = tuple(f for f in ACTIVATION_FIELDS if f in fields)
         self._handle = None
         self._maps: List[Dict[str, Tensor]] = []
 
@@ -136,21 +179,18 @@ class ActivationRecorder:
         self.stop()
 
     def _hook(self, module: nn.Module, args, outputs: dict) -> None:
-        got = sorted(outputs) if isinstance(outputs, dict) else \
-            type(outputs).__name__
-        missing = [
-            k for k in ('global_logits', 'mean_local_activation')
-            if not isinstance(outputs, dict) or k not in outputs
-        ]
-        if missing:
-            raise KeyError(f'{type(module).__name__} outputs lack {missing} '
-                           f'(got {got}); activation maps need a '
-                           'TextFilterNeck')
-        global_act = torch.sigmoid(outputs['global_logits'].detach().float())
-        local_act = outputs['mean_local_activation'].detach().float()
-        for g, m in zip(global_act.cpu(), local_act.cpu()):
-            self._maps.append(
-                dict(global_activation=g, mean_local_activation=m))
+        if not isinstance(outputs, dict):
+            raise TypeError(f'{type(module).__name__} returned '
+                            f'{type(outputs).__name__}, not a dict of '
+                            'outputs; no activation maps can be read')
+        maps = module.activation_maps(outputs)
+        if sorted(maps) != sorted(self.fields):
+            raise KeyError(f'{type(module).__name__}.activation_maps '
+                           f'returned {sorted(maps)}, it declares '
+                           f'{list(self.fields)}')
+        maps = {k: v.detach().float().cpu() for k, v in maps.items()}
+        for i in range(len(maps[self.fields[0]])):
+            self._maps.append({k: maps[k][i] for k in self.fields})
 
     def clear(self) -> None:
         """Drop the recorded maps not attached yet (e.g. of undrawn
@@ -168,9 +208,10 @@ class ActivationRecorder:
 
         The samples must be those of the forward passes recorded since the
         last call, in order (one neck pass per batch, ``test_cfg.mode =
-        'whole'``). Each gets ``global_activation`` and
-        ``mean_local_activation`` (:obj:`PixelData`, float32 (1, H, W) in
-        [0, 1] at the original image size, see
+        'whole'``). Each gets the neck's maps (:attr:`fields`, e.g.
+        ``global_activation`` and ``mean_local_activation`` for RSRefSeg,
+        ``dense_prompt_activation`` for RSRefSeg 2) as :obj:`PixelData`,
+        float32 (1, H, W) in [0, 1] at the original image size (see
         :func:`activation_to_image`).
 
         Args:
@@ -197,7 +238,7 @@ class ActivationRecorder:
                 "one neck pass per batch (test_cfg.mode='whole')")
         maps, self._maps = self._maps, []
         for sample, sample_maps in zip(data_samples, maps):
-            for key in ACTIVATION_FIELDS:
+            for key in self.fields:
                 image_map = activation_to_image(sample_maps[key],
                                                 sample.metainfo)
                 sample.set_field(PixelData(data=image_map[None]), key)

@@ -1,6 +1,6 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
 """Drawing of referring segmentation samples: overlays, expression, IoU."""
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import mmcv
@@ -11,14 +11,10 @@ from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
 from ..evaluation.functional import as_2d_array, count_pixels, sample_ious
-from .activation_recorder import ACTIVATION_FIELDS
+from .activation_recorder import ACTIVATION_TITLES, activation_maps_of
 from .captions import compose_panels, draw_banner
 
 Color = Tuple[int, int, int]
-#: Panel titles of the activation maps, by data-sample field.
-ACTIVATION_TITLES = dict(
-    zip(ACTIVATION_FIELDS,
-        ('global activation sigmoid(Z_g)', 'mean local activation')))
 
 
 @VISUALIZERS.register_module()
@@ -30,15 +26,17 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
       referring expression, at the image's own size (``RefSegInferencer``,
       ``demo/image_demo.py``, ``tools/analysis_tools/browse_dataset.py``);
     - :meth:`draw_heatmap`: a map in [0, 1] (an activation map of
-      :class:`ActivationRecorder`, RSRefSeg's explanation of a mask, or a
+      :class:`ActivationRecorder`, the model's explanation of a mask, or a
       probability map) blended over the image in a colour map;
     - :meth:`render_datasample` / :meth:`add_datasample`: image, ground
       truth and prediction side by side (panels of the image's size) under
       a header with the expression, the ids and the sample's IoU, plus the
-      two activation heat maps when the sample carries them
-      (``tools/test.py --show-dir DIR [--show-activation]``);
-    - :meth:`render_activations`: prediction, global activation
-      ``sigmoid(Z_g)`` and mean local activation side by side.
+      activation heat maps the sample carries (``tools/test.py --show-dir
+      DIR [--show-activation]``);
+    - :meth:`render_activations`: prediction and activation heat maps side
+      by side (RSRefSeg: global activation ``sigmoid(Z_g)`` and mean local
+      activation; RSRefSeg 2: the dense-prompt activation), titled and
+      ordered by :data:`~.activation_recorder.ACTIVATION_TITLES`.
 
     Text (:mod:`.captions`) is drawn by matplotlib in DejaVu Sans Mono
     Bold, scaled with the image (about 59 characters per line); characters
@@ -324,10 +322,12 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                           draw_activation: bool = True) -> np.ndarray:
         """Render a sample: image | ground truth | prediction, plus header.
 
-        When the sample carries activation maps (``global_activation``,
-        ``mean_local_activation``, set by :class:`ActivationRecorder`), their
-        heat maps (:meth:`draw_heatmap`) follow as two more panels, with a
-        colour bar under their titles.
+        When the sample carries activation maps (fields of
+        :data:`~.activation_recorder.ACTIVATION_TITLES`, set by
+        :class:`ActivationRecorder`: ``global_activation`` and
+        ``mean_local_activation`` for RSRefSeg, ``dense_prompt_activation``
+        for RSRefSeg 2), their heat maps (:meth:`draw_heatmap`) follow as
+        one more panel each, with a colour bar under their titles.
 
         Args:
             image (np.ndarray): RGB uint8 image of shape (H, W, 3) at the
@@ -368,12 +368,11 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
             titles.append('prediction')
         colorbars = []
         if draw_activation:
-            for key, title in ACTIVATION_TITLES.items():
-                if key in data_sample:
-                    heat = self._to_mask(data_sample.get(key).data, hw, key)
-                    colorbars.append(len(panels))
-                    panels.append(self.draw_heatmap(image, heat))
-                    titles.append(title)
+            for key, data in activation_maps_of(data_sample).items():
+                heat = self._to_mask(data, hw, key)
+                colorbars.append(len(panels))
+                panels.append(self.draw_heatmap(image, heat))
+                titles.append(ACTIVATION_TITLES[key])
         if not with_labels:
             return np.concatenate(panels, axis=1)
         info = [
@@ -392,27 +391,28 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
     def render_activations(self,
                            image: np.ndarray,
                            mask: np.ndarray,
-                           global_activation: np.ndarray,
-                           mean_local_activation: np.ndarray,
+                           activations: Dict[str, np.ndarray],
                            text: Optional[str] = None,
                            info: Optional[str] = None,
                            opacity: Optional[float] = None) -> np.ndarray:
         """Prediction overlay and activation heat maps side by side.
 
-        Three panels of the image's size -- the predicted mask
-        (:meth:`draw_overlay` in ``pred_color``), the global activation
-        ``sigmoid(Z_g)`` and the mean local activation (:meth:`draw_heatmap`)
-        -- below a dark header with the expression, ``info``, the panel
-        titles and a colour bar (0 to 1) under each activation title.
+        Panels of the image's size -- the predicted mask
+        (:meth:`draw_overlay` in ``pred_color``), then each activation map
+        (:meth:`draw_heatmap`) in the order of
+        :data:`~.activation_recorder.ACTIVATION_TITLES` -- below a dark
+        header with the expression, ``info``, the panel titles and a colour
+        bar (0 to 1) under each activation title.
 
         Args:
             image (np.ndarray): RGB uint8 image of shape (H, W, 3).
             mask (np.ndarray | Tensor): Predicted mask (H, W) or (1, H, W),
                 non-zero = object.
-            global_activation (np.ndarray | Tensor): (H, W) or (1, H, W)
-                in [0, 1].
-            mean_local_activation (np.ndarray | Tensor): (H, W) or
-                (1, H, W) in [0, 1].
+            activations (dict[str, np.ndarray | Tensor]): Field (a key of
+                ``ACTIVATION_TITLES``: ``global_activation`` and
+                ``mean_local_activation`` for RSRefSeg,
+                ``dense_prompt_activation`` for RSRefSeg 2) -> map of shape
+                (H, W) or (1, H, W) in [0, 1].
             text (str, optional): Referring expression (quoted in the
                 header). Defaults to None.
             info (str, optional): One more header line. Defaults to None.
@@ -420,25 +420,34 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                 ``alpha``.
 
         Returns:
-            np.ndarray: RGB uint8 image of shape (H + header, 3 * W, 3).
+            np.ndarray: RGB uint8 image of shape (H + header, (1 + k) * W,
+            3), k = ``len(activations)``.
 
         Raises:
             ValueError: For a non-RGB-uint8 image, a mask or map of another
-                size or an opacity outside [0, 1].
+                size, no map or a field without a title, or an opacity
+                outside [0, 1].
         """
         image = self._check_image(image)
         hw = image.shape[:2]
+        unknown = sorted(set(activations) - set(ACTIVATION_TITLES))
+        if unknown or not activations:
+            raise ValueError(
+                f'activations must map some of {list(ACTIVATION_TITLES)} '
+                f'to maps, got {sorted(activations)}')
         panels = [self.draw_overlay(image, mask, opacity=opacity)]
-        for key, heat in (('global_activation', global_activation),
-                          ('mean_local_activation', mean_local_activation)):
-            panels.append(
-                self.draw_heatmap(image, self._to_mask(heat, hw, key)))
+        titles = ['prediction']
+        for key, title in ACTIVATION_TITLES.items():
+            if key in activations:
+                heat = self._to_mask(activations[key], hw, key)
+                panels.append(self.draw_heatmap(image, heat))
+                titles.append(title)
         lines = [f'"{text}"'] if text else []
         if info:
             lines.append(info)
-        titles = ['prediction'] + list(ACTIVATION_TITLES.values())
-        return compose_panels(panels, titles, lines, [(1, self.colorize),
-                                                      (2, self.colorize)])
+        return compose_panels(panels, titles, lines,
+                              [(k, self.colorize)
+                               for k in range(1, len(panels))])
 
     @master_only
     def add_datasample(self,

@@ -40,3 +40,15 @@ def inferencer(tiny_setup):
         weights=tiny_setup.ckpt,
         device='cpu',
         show_progress=False)
+
+
+@pytest.fixture(scope='session')
+def inferencer2(rsrefseg2_setup):
+    """A CPU ``RefSegInferencer`` of the tiny RSRefSeg 2 checkpoint."""
+    from mmrsrefseg.apis import RefSegInferencer
+    init_default_scope('mmseg')
+    return RefSegInferencer(
+        rsrefseg2_setup.config_file,
+        weights=rsrefseg2_setup.ckpt,
+        device='cpu',
+        show_progress=False)

@@ -64,8 +64,9 @@ def test_activation_pictures(inferencer, image_and_texts, tmp_path):
     expected = inferencer.visualizer.render_activations(
         rgb,
         result['masks'][0],
-        result['global_activations'][0],
-        result['mean_local_activations'][0],
+        dict(
+            global_activation=result['global_activations'][0],
+            mean_local_activation=result['mean_local_activations'][0]),
         text=texts[0])
     np.testing.assert_array_equal(picture, expected)
     assert picture.shape[1] == 3 * w and picture.shape[0] > h

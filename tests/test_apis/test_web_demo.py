@@ -10,6 +10,7 @@ Chromium loads the page (skipped when ``chromium`` is not on PATH;
 import importlib.util
 import json
 import os
+import os.path as osp
 import shutil
 import socket
 import subprocess
@@ -169,6 +170,32 @@ def test_default_checkpoint(web_demo, tmp_path, monkeypatch):
     assert (args.host, args.port, args.checkpoint) == ('127.0.0.1', 7860, None)
 
 
+def test_model_option(web_demo, tmp_path, monkeypatch):
+    """--model rsrefseg2: the RSRefSeg 2 embedded default and its
+    checkpoint folder."""
+    args = web_demo.parse_args(['--model', 'rsrefseg2'])
+    assert (args.model, args.config) == ('rsrefseg2',
+                                         'configs/rsrefseg2_tiny_synthetic.py')
+    args = web_demo.parse_args(['--model', 'rsrefseg'])
+    assert args.config == 'configs/rsrefseg_tiny_synthetic.py'
+    with pytest.raises(SystemExit) as exc:
+        web_demo.parse_args(['my_config.py', '--model', 'rsrefseg2'])
+    assert exc.value.code == 2
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+            FileNotFoundError,
+            match='run `MODEL=rsrefseg2 bash tools/quickstart.sh` first'):
+        web_demo.default_checkpoint('configs/rsrefseg2_tiny_synthetic.py')
+    work = tmp_path / 'work_dirs' / 'rsrefseg2_tiny_synthetic'
+    work.mkdir(parents=True)
+    (work / 'best_mIoU_iter_300.pth').write_bytes(b'0')
+    assert web_demo.default_checkpoint(
+        'configs/rsrefseg2_tiny_synthetic.py') == osp.join(
+            'work_dirs', 'rsrefseg2_tiny_synthetic', 'best_mIoU_iter_300.pth')
+    with pytest.raises(FileNotFoundError, match='train one with'):
+        web_demo.default_checkpoint('configs/rsrefseg2_rrsisd.py')
+
+
 # ---------------------------------------------------------------- server
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -180,12 +207,13 @@ def _log_tail(path, n=3000):
     return path.read_text(errors='replace')[-n:] if path.exists() else ''
 
 
-@pytest.fixture(scope='module')
-def server(web_demo, tiny_setup, tmp_path_factory):
-    """``python demo/web_demo.py`` on 127.0.0.1, stopped after the module."""
-    root = tmp_path_factory.mktemp('web_demo')
-    config = root / 'tiny_config.py'
-    tiny_setup.cfg.dump(str(config))
+def _serve(root, config, checkpoint, *options):
+    """``python demo/web_demo.py CONFIG --checkpoint CKPT`` on 127.0.0.1.
+
+    Yields:
+        SimpleNamespace: ``url``, ``root``, ``log``; the server is stopped
+        when the generator closes.
+    """
     port = _free_port()
     log = root / 'server.log'
     env = dict(
@@ -198,9 +226,8 @@ def server(web_demo, tiny_setup, tmp_path_factory):
     cmd = [
         sys.executable,
         str(REPO_ROOT / 'demo' / 'web_demo.py'),
-        str(config), '--checkpoint', tiny_setup.ckpt, '--device', 'cpu',
-        '--port',
-        str(port), '--num-examples', '2'
+        str(config), '--checkpoint', checkpoint, '--device', 'cpu', '--port',
+        str(port), *options
     ]
     url = f'http://127.0.0.1:{port}/'
     with open(log, 'w') as log_file:
@@ -230,6 +257,15 @@ def server(web_demo, tiny_setup, tmp_path_factory):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope='module')
+def server(web_demo, tiny_setup, tmp_path_factory):
+    """The RSRefSeg web demo, stopped after the module."""
+    root = tmp_path_factory.mktemp('web_demo')
+    config = root / 'tiny_config.py'
+    tiny_setup.cfg.dump(str(config))
+    yield from _serve(root, config, tiny_setup.ckpt, '--num-examples', '2')
 
 
 @pytest.fixture(scope='module')
@@ -386,6 +422,59 @@ def test_client_truncation_notice(client, inferencer, example):
     _close(pictures[0], inferencer.visualizer.draw_overlay(rgb, mask))
     _, status = _segment(client, path, 'the red storage tank')
     assert 'truncated' not in status
+
+
+# ----------------------------------------------------- RSRefSeg 2 server
+@pytest.fixture(scope='module')
+def server2(web_demo, rsrefseg2_setup, tmp_path_factory):
+    """The web demo serving the tiny RSRefSeg 2, stopped after the module."""
+    root = tmp_path_factory.mktemp('web_demo_rsrefseg2')
+    yield from _serve(root, rsrefseg2_setup.config_file, rsrefseg2_setup.ckpt,
+                      '--num-examples', '2')
+
+
+@pytest.fixture(scope='module')
+def client2(server2):
+    from gradio_client import Client
+    return Client(
+        server2.url, verbose=False, download_files=str(server2.root / 'got'))
+
+
+def test_rsrefseg2_client_segments_like_the_inferencer(client2, inferencer2,
+                                                       example):
+    """RSRefSeg 2: overlay, probability and one activation panel, the
+    dense-prompt activation."""
+    path, text = example
+    pictures, status = _segment(client2, path, text)
+    assert len(pictures) == 3
+    rgb = mmcv.imread(path, channel_order='rgb')
+    expected = inferencer2(rgb, text, return_activations=True)
+    assert set(expected) == {
+        'masks', 'probabilities', 'dense_prompt_activations'
+    }
+    vis = inferencer2.visualizer
+    _close(pictures[0], vis.draw_overlay(rgb, expected['masks'][0]))
+    for picture, key in zip(pictures[1:],
+                            ('probabilities', 'dense_prompt_activations')):
+        _close(picture, vis.draw_heatmap(rgb, expected[key][0]))
+    mask = expected['masks'][0]
+    assert f'{int(mask.sum())} of {mask.size} pixels' in status
+
+
+def test_rsrefseg2_page_titles(server2):
+    """The page names the model and the panels it shows."""
+    with urllib.request.urlopen(server2.url + 'config', timeout=30) as f:
+        config = json.load(f)
+    labels = [
+        c['props'].get('label') for c in config['components']
+        if c.get('type') == 'image'
+    ]
+    assert labels == [
+        'aerial image', 'mask overlay', 'mask probability',
+        'dense-prompt activation'
+    ]
+    page = json.dumps(config)
+    assert 'Model: RSRefSeg2' in page and 'global activation' not in page
 
 
 # --------------------------------------------------------------- browser

@@ -129,3 +129,46 @@ def test_different_samples_and_bad_files(tool, tmp_path):
         tool['load_report'](str(tmp_path / 'missing.json'))
     with pytest.raises(SystemExit, match='--names gives 1 names'):
         tool['main']([str(a), str(c), '--names', 'x'])
+
+
+def test_compare_rsrefseg_and_rsrefseg2_reports(tool, vis_setup,
+                                                rsrefseg2_setup, tmp_path,
+                                                monkeypatch):
+    """tools/test.py --out of a tiny RSRefSeg and a tiny RSRefSeg 2 on the
+    same test split, compared sample by sample."""
+    test_py = runpy.run_path(str(TOOL.parents[1] / 'test.py'))
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    reports = {}
+    for name, setup in (('rsrefseg', vis_setup), ('rsrefseg2',
+                                                  rsrefseg2_setup)):
+        reports[name] = tmp_path / f'{name}.json'
+        monkeypatch.setattr('sys.argv', [
+            'test.py', setup.config_file, setup.ckpt, '--work-dir',
+            str(tmp_path / name), '--out',
+            str(reports[name]), '--cfg-options',
+            f'test_dataloader.dataset.data_root={rsrefseg2_setup.data_root}',
+            f'visualizer.name=cmp_{name}_{tmp_path.name}'
+        ])
+        test_py['main']()
+    out = tmp_path / 'cmp.md'
+    tool['main']([
+        str(reports['rsrefseg']),
+        str(reports['rsrefseg2']), '--out',
+        str(out)
+    ])
+    text = out.read_text()
+    for name, path in reports.items():
+        report = json.loads(path.read_text())
+        summary = report['summary']
+        row = next(line for line in text.splitlines()
+                   if line.startswith(f'| {name} |'))
+        cells = [c.strip(' *') for c in row.split('|')[1:-1]]
+        # 2 synthetic test images x 4 expressions
+        assert cells[1] == str(len(report['samples'])) == '8'
+        assert cells[4:6] == [
+            f"{summary['oIoU']:.2f}", f"{summary['mIoU']:.2f}"
+        ]
+    # same samples: the per-sample comparison is made
+    assert ('## Largest per-sample IoU differences: rsrefseg2 vs rsrefseg'
+            in text)
+    assert 'Skipped: the files hold different samples' not in text

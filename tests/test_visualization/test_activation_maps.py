@@ -13,6 +13,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, MODELS, VISUALIZERS
 from mmseg.structures import SegDataSample
 
+from mmrsrefseg.models.necks import TextFilterNeck
 from mmrsrefseg.visualization import ActivationRecorder, activation_to_image
 
 _names = itertools.count()
@@ -138,6 +139,9 @@ def test_recorder_count_mismatch_and_inactive(model_and_batch):
 
 
 class _DictNeck(nn.Module):
+    """A neck that declares TextFilterNeck's maps but lacks an output."""
+    activation_fields = TextFilterNeck.activation_fields
+    activation_maps = TextFilterNeck.activation_maps
 
     def forward(self, x):
         return {'global_logits': x}
@@ -151,6 +155,90 @@ def test_recorder_errors():
     with ActivationRecorder(holder):
         with pytest.raises(KeyError, match='mean_local_activation'):
             holder.neck(torch.zeros(1, 2, 2))
+
+
+class _PlainNeck(nn.Module):
+    """A neck that declares no activation maps."""
+
+    def forward(self, x):
+        return {'x': x}
+
+
+class _UntitledNeck(_PlainNeck):
+    """A neck that declares a map without a title."""
+    activation_fields = ('my_map', )
+
+    def activation_maps(self, outputs):
+        return {'my_map': outputs['x']}
+
+
+def test_recorder_needs_declared_titled_maps():
+    holder = nn.Module()
+    holder.neck = _PlainNeck()
+    with pytest.raises(TypeError, match='_PlainNeck declares no activation'):
+        ActivationRecorder(holder)
+    holder.neck = _UntitledNeck()
+    with pytest.raises(KeyError, match=r"\['my_map'\] that have no title"):
+        ActivationRecorder(holder)
+
+
+# ------------------------------------------------- recording: RSRefSeg 2
+@pytest.fixture(scope='module')
+def rsrefseg2_model_and_batch(rsrefseg2_setup):
+    cfg = rsrefseg2_setup.cfg
+    model = MODELS.build(cfg.model)
+    load_checkpoint(
+        model, rsrefseg2_setup.ckpt, map_location='cpu', strict=True)
+    model.eval()
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    batch = pseudo_collate([dataset[i] for i in range(2)])
+    return model, batch
+
+
+def test_rsrefseg2_recorder_records_the_dense_prompt(
+        rsrefseg2_model_and_batch):
+    """RSRefSeg 2's map: sigmoid(mask prompt), SAM 2.1's mask-input grid
+    resampled to the image as the mask logits are."""
+    model, batch = rsrefseg2_model_and_batch
+    recorder = ActivationRecorder(model)
+    assert recorder.fields == ('dense_prompt_activation', )
+    with torch.no_grad():
+        plain = model.test_step(batch)
+        with recorder:
+            preds = model.test_step(batch)
+            recorder.attach(preds)
+        assert len(model.neck._forward_hooks) == 0
+        data = model.data_preprocessor(batch, False)
+        metas = [s.metainfo for s in data['data_samples']]
+        feats = model.extract_feat(data['inputs'], metas)
+    prompt = feats['mask_prompt']  # (B, 1, S/4, S/4) logits
+    assert prompt.shape == (2, 1, 32, 32)
+    in_h, in_w = data['inputs'].shape[-2:]
+    assert (in_h, in_w) == (128, 128)
+    maps = []
+    for i, (a, pred) in enumerate(zip(plain, preds)):
+        torch.testing.assert_close(a.seg_logits.data, pred.seg_logits.data)
+        assert 'global_activation' not in pred
+        assert 'mean_local_activation' not in pred
+        meta = pred.metainfo
+        h, w = meta['img_shape']
+        expected = F.interpolate(
+            F.interpolate(
+                torch.sigmoid(prompt[i:i + 1]),
+                size=(in_h, in_w),
+                mode='bilinear',
+                align_corners=False)[..., :h, :w],
+            size=meta['ori_shape'],
+            mode='bilinear',
+            align_corners=False)[0]
+        got = pred.dense_prompt_activation.data
+        assert got.shape == (1, *meta['ori_shape'])
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+        assert 0.0 <= got.min() and got.max() <= 1.0
+        assert got.max() - got.min() > 1e-2  # a map, not a constant
+        maps.append(got)
+    # two expressions, two maps
+    assert (maps[0] - maps[1]).abs().max() > 1e-3
 
 
 # --------------------------------------------------------------- drawing
@@ -201,7 +289,11 @@ def test_render_activations_layout():
     global_act = (xx / (w - 1)).astype(np.float32)
     local_act = (yy / (h - 1)).astype(np.float32)
     out = vis.render_activations(
-        image, mask, global_act, local_act, text='the red car', info='x')
+        image,
+        mask,
+        dict(global_activation=global_act, mean_local_activation=local_act),
+        text='the red car',
+        info='x')
     assert out.shape[1] == 3 * w and out.shape[0] > h
     body, header = out[-h:], out[:-h]
     np.testing.assert_array_equal(body[:, :w], vis.draw_overlay(image, mask))
@@ -241,3 +333,40 @@ def test_render_datasample_with_activations():
     s.global_activation = PixelData(data=torch.zeros(1, h, w + 1))
     with pytest.raises(ValueError, match='global_activation'):
         vis.render_datasample(image, s)
+
+
+def test_render_datasample_with_dense_prompt_activation():
+    vis = make_visualizer()
+    h, w = 40, 50
+    image = np.full((h, w, 3), 90, np.uint8)
+    s = SegDataSample(metainfo=dict(text='a ship'))
+    gt = torch.zeros(1, h, w, dtype=torch.long)
+    s.gt_sem_seg = PixelData(data=gt)
+    s.pred_sem_seg = PixelData(data=gt.float())
+    s.dense_prompt_activation = PixelData(data=torch.full((1, h, w), 1.))
+    out = vis.render_datasample(image, s)
+    # image | ground truth | prediction | dense-prompt activation
+    assert out.shape[1] == 4 * w
+    body, header = out[-h:], out[:-h]
+    assert (body[:, 3 * w:] == np.round(0.4 * 90 +
+                                        0.6 * np.array(JET_255))).all()
+    # one colour bar, under the last title
+    for k in range(4):
+        part = header[:, k * w:(k + 1) * w]
+        assert _header_has(part, JET_0) == (k == 3)
+
+
+def test_render_activations_dense_prompt():
+    vis = make_visualizer()
+    h, w = 30, 40
+    image = np.full((h, w, 3), 60, np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    dense = np.full((h, w), 0., np.float32)
+    out = vis.render_activations(image, mask,
+                                 dict(dense_prompt_activation=dense))
+    assert out.shape[1] == 2 * w
+    np.testing.assert_array_equal(out[-h:, w:], vis.draw_heatmap(image, dense))
+    with pytest.raises(ValueError, match='some of'):
+        vis.render_activations(image, mask, {})
+    with pytest.raises(ValueError, match='my_map'):
+        vis.render_activations(image, mask, dict(my_map=dense))

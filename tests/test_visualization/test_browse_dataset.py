@@ -90,3 +90,50 @@ def test_real_sample_mask_alignment(browse, vis_setup, tmp_path):
     blend = np.round(0.5 * image.astype(np.float64) +
                      0.5 * np.array([0, 255, 0])).astype(np.uint8)
     np.testing.assert_array_equal(drawn[inside], blend[inside])
+
+
+def test_rsrefseg2_config(browse, rsrefseg2_setup, tmp_path):
+    """An RSRefSeg 2 config: images resized keeping the aspect ratio (no
+    padding in the pipeline); train pictures at the pipeline size, test
+    pictures at the original size, where the metric is computed."""
+    out = tmp_path / 'test'
+    written = browse.main([
+        rsrefseg2_setup.config_file, '--split', 'test', '--output-dir',
+        str(out), '--min-size', '0'
+    ])
+    assert len(written) == 8  # 2 images x 4 expressions
+    assert all(cv2.imread(f).shape == (96, 96, 3) for f in written)
+    # the training pipeline (ground truth resized with the image) on the
+    # test split: the synthetic data has no training split
+    cfg = rsrefseg2_setup.cfg.copy()
+    cfg.test_dataloader.dataset.pipeline = \
+        cfg.train_dataloader.dataset.pipeline
+    config = tmp_path / 'train_pipeline.py'
+    cfg.dump(str(config))
+    written = browse.main([
+        str(config), '--split', 'test', '--output-dir',
+        str(tmp_path / 'pipeline'), '--min-size', '0'
+    ])
+    assert len(written) == 8
+    # 96 px resized to SAM 2.1's 128 px, the ground truth with it
+    assert all(cv2.imread(f).shape == (128, 128, 3) for f in written)
+
+
+def test_real_sample_rsrefseg2_config_draws_as_rsrefseg(
+        browse, vis_setup, tmp_path):
+    """configs/rsrefseg2_rrsisd.py on the real sample: the test pipeline
+    keeps the ground truth at 800 x 800, the picture is the RSRefSeg one."""
+    if not (REAL_ROOT / 'rrsisd' / 'refs(unc).p').is_file():
+        pytest.skip(f'real RRSIS-D sample not found at {REAL_ROOT}')
+    pictures = []
+    for config in (str(REPO_ROOT / 'configs' / 'rsrefseg2_rrsisd.py'),
+                   vis_setup.config_file):
+        out = tmp_path / Path(config).stem
+        (written, ) = browse.main([
+            config, '--split', 'test', '--output-dir',
+            str(out), '--cfg-options',
+            f'test_dataloader.dataset.data_root={REAL_ROOT}'
+        ])
+        pictures.append(cv2.imread(written))
+    assert pictures[0].shape == (800, 800, 3)
+    np.testing.assert_array_equal(pictures[0], pictures[1])

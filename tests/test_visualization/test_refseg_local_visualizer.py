@@ -147,8 +147,11 @@ def test_banner_bounded_for_a_long_expression():
     image = random_image(60, 80)
     zeros = np.zeros((60, 80), np.float32)
     heights = [
-        vis.render_activations(image, zeros, zeros, zeros, text=t).shape[0]
-        for t in (text, text + ' more words')
+        vis.render_activations(
+            image,
+            zeros,
+            dict(global_activation=zeros, mean_local_activation=zeros),
+            text=t).shape[0] for t in (text, text + ' more words')
     ]
     assert heights[0] == heights[1]
 

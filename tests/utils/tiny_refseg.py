@@ -1,9 +1,6 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""Tiny RSRefSeg checkpoints and datasets for the inference tests.
-
-Loaded by path (``importlib``) from the conftest files of ``test_apis`` and
-``test_visualization``.
-"""
+"""Tiny RSRefSeg / RSRefSeg 2 checkpoints and datasets for the tests of
+inference, visualisation and tools (imported as ``utils.tiny_refseg``)."""
 import importlib.util
 from pathlib import Path
 
@@ -42,6 +39,51 @@ def tiny_config(tokenizer_dir: str, data_root: str = None) -> Config:
     return cfg
 
 
+def _tool(relpath: str, name: str):
+    """A script under ``tools/`` loaded as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / relpath)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_rsrefseg2_config(work_dir: str, data_root: str = None) -> Config:
+    """A tiny RSRefSeg 2 on the tiny synthetic data, with its weight files.
+
+    Writes, with ``tools/misc/make_tiny_checkpoints.py``, a SigLIP2
+    ``save_pretrained`` directory with its Gemma tokenizer
+    (``work_dir/siglip2``) and an official-format SAM 2.1 file
+    (``work_dir/sam2.1_tiny.pt``) of the shapes of
+    :func:`~mmrsrefseg.testing.rsrefseg2_configs.tiny_rsrefseg2_cfg`, then
+    returns :func:`tiny_config` with the model of
+    :func:`~mmrsrefseg.testing.rsrefseg2_configs.rsrefseg2_model_cfg`
+    reading them (``init_weights``) and images resized to SAM 2.1's 128 px
+    keeping the aspect ratio, as the RSRefSeg 2 configs do (the data
+    preprocessor pads them to 128 x 128).
+    """
+    from mmrsrefseg.testing.rsrefseg2_configs import (rsrefseg2_model_cfg,
+                                                      tiny_rsrefseg2_cfg)
+    tools = _tool('tools/misc/make_tiny_checkpoints.py',
+                  'make_tiny_checkpoints')
+    work_dir = Path(work_dir)
+    siglip_dir, sam2_file = work_dir / 'siglip2', work_dir / 'sam2.1_tiny.pt'
+    parts = tiny_rsrefseg2_cfg(vocab_size=0)  # set to the tokenizer's below
+    siglip = tools.save_siglip2(parts['siglip'], str(siglip_dir), seed=0)
+    parts['siglip']['text_config']['vocab_size'] = \
+        siglip.config.text_config.vocab_size
+    tools.save_sam2(parts['sam2'], str(sam2_file), seed=0)
+    cfg = tiny_config(str(siglip_dir), data_root)
+    cfg.model = rsrefseg2_model_cfg(parts, str(siglip_dir))
+    cfg.model.backbone.pretrained = str(siglip_dir)
+    cfg.model.decode_head.checkpoint = str(sam2_file)
+    side = parts['sam2']['image_size']
+    for split in ('train', 'val', 'test'):
+        for transform in cfg[f'{split}_dataloader'].dataset.pipeline:
+            if transform.type == 'Resize':
+                transform.update(scale=(side, side), keep_ratio=True)
+    return cfg
+
+
 def save_tiny_checkpoint(cfg: Config, path: str, seed: int = 0):
     """Build the (random) tiny model and save an mmengine checkpoint.
 
@@ -64,12 +106,8 @@ def make_synthetic(root: str, num_test: int = 2, img_size: int = 96):
 
     Uses ``tools/dataset_converters/make_synthetic_rrsisd.py``.
     """
-    path = REPO_ROOT / 'tools' / 'dataset_converters' / \
-        'make_synthetic_rrsisd.py'
-    spec = importlib.util.spec_from_file_location('make_synthetic_rrsisd',
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _tool('tools/dataset_converters/make_synthetic_rrsisd.py',
+                   'make_synthetic_rrsisd')
     module.main([
         str(root), '--num-train', '0', '--num-val', '0', '--num-test',
         str(num_test), '--img-size',

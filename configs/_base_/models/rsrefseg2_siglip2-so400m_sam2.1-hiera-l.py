@@ -17,7 +17,11 @@ data_preprocessor = dict(
     bgr_to_rgb=True,
     pad_val=0,
     seg_pad_val=255,
-    size=(sam_image_size, sam_image_size))
+    size=(sam_image_size, sam_image_size),
+    # images resized keeping their aspect ratio are padded (bottom / right)
+    # to SAM 2.1's input size at test time too, as the authors' test path;
+    # the padding is cut off the mask before it is resized to the image
+    test_cfg=dict(size=(sam_image_size, sam_image_size)))
 siglip_tower = dict(
     hidden_size=1152,
     intermediate_size=4304,

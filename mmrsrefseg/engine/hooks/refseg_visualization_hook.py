@@ -35,11 +35,12 @@ class RefSegVisualizationHook(SegVisualizationHook):
     testing).
 
     With ``draw_activation=True`` (``tools/test.py --show-dir DIR
-    --show-activation``) each picture also shows RSRefSeg's activation
-    maps, the global activation ``sigmoid(Z_g)`` and the mean local
-    activation, as heat maps over the image (recorded from the same forward
-    pass by :class:`ActivationRecorder`, which is only attached to the model
-    during val / test epochs that draw them).
+    --show-activation``) each picture also shows the activation maps the
+    model's neck declares as heat maps over the image -- RSRefSeg: the
+    global activation ``sigmoid(Z_g)`` and the mean local activation;
+    RSRefSeg 2: the dense-prompt activation -- recorded from the same
+    forward pass by :class:`ActivationRecorder`, which is only attached to
+    the model during val / test epochs that draw them.
 
     Modified from ``mmseg/engine/hooks/visualization_hook.py``
     (Apache-2.0).
@@ -60,7 +61,8 @@ class RefSegVisualizationHook(SegVisualizationHook):
         TypeError: When drawing, if the runner's visualizer is not a
             :class:`RefSegLocalVisualizer` (set ``visualizer =
             dict(type='RefSegLocalVisualizer', ...)`` in the config), or
-            with ``draw_activation`` if the model has no neck.
+            with ``draw_activation`` if the model's neck declares no
+            activation maps.
     """
 
     def __init__(self,

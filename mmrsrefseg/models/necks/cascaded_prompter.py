@@ -245,6 +245,36 @@ class CascadedPrompter(BaseModule):
             build_norm_layer(norm_cfg, c // 2)[1], nn.GELU(),
             nn.Conv2d(c // 2, c, 3, padding=1))
 
+    #: Data-sample field of the map :meth:`activation_maps` returns
+    #: (recorded by ``mmrsrefseg.visualization.ActivationRecorder``).
+    activation_fields = ('dense_prompt_activation', )
+
+    def activation_maps(self, outputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """The activation map that explains RSRefSeg 2's mask.
+
+        RSRefSeg 2's SigLIP2 activation reaches SAM 2.1 as the dense prompt
+        (arXiv:2507.06231): the mask prompt logits, SigLIP's ``logit_scale
+        * cos(refined image map, t) + logit_bias``. Their sigmoid is the
+        probability map SAM 2.1 is prompted with.
+
+        Args:
+            outputs (dict): This neck's :meth:`forward` outputs.
+
+        Returns:
+            dict[str, Tensor]: ``dense_prompt_activation``: ``sigmoid`` of
+            ``mask_prompt``, (B, *mask_prompt_size) in [0, 1] on SAM 2.1's
+            mask-input grid (a quarter of the padded input size).
+
+        Raises:
+            KeyError: If ``outputs`` lacks ``mask_prompt``.
+        """
+        if 'mask_prompt' not in outputs:
+            raise KeyError(f'{type(self).__name__} outputs lack '
+                           f"'mask_prompt' (got {sorted(outputs)})")
+        return dict(
+            dense_prompt_activation=torch.sigmoid(outputs['mask_prompt'][:,
+                                                                         0]))
+
     def image_pos_embedding(self, size: Tuple[int, int]) -> Tensor:
         """Image positional embedding as tokens for an (h, w) feature grid.
 

@@ -142,6 +142,41 @@ class TextFilterNeck(BaseModule):
         self.output_proj = ConvModule(
             prompt_channels, prompt_channels, 1, norm_cfg=None, act_cfg=None)
 
+    #: Data-sample fields of the maps :meth:`activation_maps` returns
+    #: (recorded by ``mmrsrefseg.visualization.ActivationRecorder``).
+    activation_fields = ('global_activation', 'mean_local_activation')
+
+    def activation_maps(self, outputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """The activation maps that explain RSRefSeg's mask.
+
+        RSRefSeg explains a mask by the text-filtered activation of CLIP's
+        patch features (arXiv:2501.06809, Sec. III-B).
+
+        Args:
+            outputs (dict): This neck's :meth:`forward` outputs.
+
+        Returns:
+            dict[str, Tensor]: On CLIP's patch grid (B, h, w), in [0, 1]:
+            ``global_activation`` ``sigmoid(Z_g)`` (of ``global_logits``)
+            and ``mean_local_activation`` (the local activation averaged
+            over the expression's real tokens).
+
+        Raises:
+            KeyError: If ``outputs`` lacks ``global_logits`` or
+                ``mean_local_activation``.
+        """
+        missing = [
+            k for k in ('global_logits', 'mean_local_activation')
+            if k not in outputs
+        ]
+        if missing:
+            raise KeyError(f'{type(self).__name__} outputs lack {missing} '
+                           f'(got {sorted(outputs)}); activation maps need '
+                           "TextFilterNeck's outputs")
+        return dict(
+            global_activation=torch.sigmoid(outputs['global_logits']),
+            mean_local_activation=outputs['mean_local_activation'])
+
     def scale_bias(self, feats: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
         """Return the similarity scale ``s`` and bias ``b`` (0-d tensors)."""
         if self.logit_mode == 'backbone_scale':

@@ -126,6 +126,48 @@ def test_test_py_show_activation(vis_setup, tmp_path, monkeypatch):
             assert diff.max() <= 4 and diff.mean() < 0.05
 
 
+def test_test_py_show_activation_rsrefseg2(rsrefseg2_setup, tmp_path,
+                                           monkeypatch):
+    """RSRefSeg 2: one activation panel, the dense-prompt activation."""
+    from mmrsrefseg.apis import RefSegInferencer
+    test_tool = load_tool('tools/test.py', 'refseg_test_tool_act2')
+    show_dir = tmp_path / 'show'
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.setattr('sys.argv', [
+        'test.py', rsrefseg2_setup.config_file, rsrefseg2_setup.ckpt,
+        '--work-dir',
+        str(tmp_path / 'work'), '--show-dir',
+        str(show_dir), '--show-activation', '--cfg-options',
+        f'visualizer.name=visualizer_act2_{tmp_path.name}'
+    ])
+    test_tool.main()
+
+    inferencer = RefSegInferencer(
+        rsrefseg2_setup.cfg, weights=rsrefseg2_setup.ckpt, device='cpu')
+    dataset = DATASETS.build(rsrefseg2_setup.cfg.test_dataloader.dataset)
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
+    folder = show_dir / 'vis_data' / 'vis_image'
+    assert len(list(folder.glob('*.png'))) == len(infos)
+    for info in infos:
+        name = f'test_ref{info["ref_id"]}_sent{info["sent_id"]}_0.png'
+        drawn = cv2.imread(str(folder / name))
+        image = cv2.imread(info['img_path'])
+        h, w = image.shape[:2]
+        # image | ground truth | prediction | dense-prompt activation
+        assert drawn.shape[1] == 4 * w
+        body = drawn[-h:].astype(int)
+        np.testing.assert_array_equal(body[:, :w], image)
+        result = inferencer(
+            info['img_path'], info['text'], return_activations=True)
+        expected = inferencer.visualizer.draw_heatmap(
+            image[..., ::-1].copy(),
+            result['dense_prompt_activations'][0])[..., ::-1]
+        # batch of 2 in the test loop vs 1 here: colour levels may differ
+        # by one step where a value sits on a rounding edge
+        diff = np.abs(body[:, 3 * w:] - expected.astype(int))
+        assert diff.max() <= 4 and diff.mean() < 0.05
+
+
 def test_show_activation_needs_show_dir(vis_setup, monkeypatch):
     test_tool = load_tool('tools/test.py', 'refseg_test_tool_act_err')
     monkeypatch.setattr('sys.argv', [
