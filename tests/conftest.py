@@ -5,6 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from utils import tiny_refseg
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -102,3 +103,68 @@ def rsrefseg2_setup(tmp_path_factory):
     cfg.dump(config_file)
     return SimpleNamespace(
         cfg=cfg, config_file=config_file, ckpt=ckpt, data_root=data_root)
+
+
+@pytest.fixture(scope='session')
+def pretrained_setup(tmp_path_factory, clip_tokenizer_dir, tiny_tools):
+    """The tiny config with its base weights in real-format files.
+
+    A random HF ``save_pretrained`` CLIP directory and an official-format SAM
+    ``.pth`` (tools/misc/make_tiny_checkpoints.py) at the config's
+    ``model.backbone.pretrained`` / ``model.decode_head.checkpoint``;
+    synthetic train (4 images) and test (2 images) splits.
+
+    Returns:
+        SimpleNamespace: ``cfg`` (Config), ``config_file`` (str, the dumped
+        config), ``root`` (Path), ``data_root`` (str).
+    """
+    root = tmp_path_factory.mktemp('pretrained')
+    data_root = str(
+        tiny_refseg.make_synthetic(
+            root / 'synthetic', num_test=2, num_train=4))
+    cfg = tiny_refseg.tiny_config(clip_tokenizer_dir, data_root)
+    cfg.visualizer.name = f'visualizer_{root.name}'
+    cfg.model.backbone.pretrained = str(root / 'clip')
+    cfg.model.decode_head.checkpoint = str(root / 'sam.pth')
+    tiny_tools.save_clip(cfg.model.backbone.to_dict(), str(root / 'clip'), 0)
+    tiny_tools.save_sam(cfg.model.decode_head.to_dict(), str(root / 'sam.pth'),
+                        1)
+    config_file = str(root / 'tiny_pretrained.py')
+    cfg.dump(config_file)
+    return SimpleNamespace(
+        cfg=cfg, config_file=config_file, root=root, data_root=data_root)
+
+
+@pytest.fixture(scope='session')
+def trained_only_run(pretrained_setup):
+    """Four training iterations of the tiny config with its default
+    ``RefSegCheckpointHook`` (trained-only checkpoints at iterations 2, 4).
+
+    Returns:
+        SimpleNamespace: ``cfg``, ``config_file`` (as ``pretrained_setup``),
+        ``work_dir`` (Path), ``ckpts`` (dict: iteration -> trained-only
+        checkpoint path), ``full`` (str: an mmengine checkpoint of the whole
+        trained model, ``state_dict`` + ``meta``, taken from memory after
+        the run) and ``train_cfg`` (the training config).
+    """
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    init_default_scope('mmseg')
+    work_dir = pretrained_setup.root / 'train'
+    train_cfg = tiny_refseg.short_training(pretrained_setup.cfg, work_dir,
+                                           'trained_only_run')
+    runner = Runner.from_cfg(train_cfg)
+    runner.train()
+    full = str(pretrained_setup.root / 'full.pth')
+    torch.save(
+        dict(
+            state_dict=runner.model.state_dict(),
+            meta=dict(dataset_meta=runner.model.dataset_meta)), full)
+    return SimpleNamespace(
+        cfg=pretrained_setup.cfg,
+        config_file=pretrained_setup.config_file,
+        work_dir=work_dir,
+        ckpts={i: str(work_dir / f'iter_{i}.pth')
+               for i in (2, 4)},
+        full=full,
+        train_cfg=train_cfg)

@@ -10,9 +10,10 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 from mmrsrefseg.engine.hooks import add_checkpoint_hook
+from mmrsrefseg.utils.checkpoint import read_checkpoint
 from mmrsrefseg.utils.dist import setup_distributed
 
 
@@ -59,6 +60,23 @@ def parse_args():
     return args
 
 
+def check_checkpoint_file(cfg) -> None:
+    """Fail on an unreadable ``load_from`` / ``--resume`` file at once.
+
+    mmengine reads it only after building everything and reports, e.g., a
+    text file as ``KeyError: 101`` without naming it. DeepSpeed checkpoints
+    (directories) and URLs are left to the runner.
+
+    Raises:
+        ValueError: If the file is empty or not a torch checkpoint (named).
+    """
+    path = cfg.get('load_from')
+    if path is None and cfg.resume:
+        path = find_latest_checkpoint(cfg.work_dir)
+    if path is not None and '://' not in str(path) and osp.isfile(path):
+        read_checkpoint(str(path), mmap=True)
+
+
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -90,6 +108,7 @@ def main():
     # load_from / --resume: checkpoints are completed (trained-only) and
     # loaded strictly, also with a config that does not name the hook.
     add_checkpoint_hook(cfg)
+    check_checkpoint_file(cfg)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else None
     if runner is None:

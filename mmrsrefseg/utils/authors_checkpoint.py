@@ -43,6 +43,7 @@ from typing import Dict, Tuple
 import torch
 from torch import Tensor
 
+from .checkpoint import read_checkpoint, state_dict_of
 from .sam_checkpoint import hf_sam_to_segment_anything
 
 __all__ = ['read_authors_state_dict', 'convert_authors_state_dict']
@@ -75,6 +76,8 @@ def read_authors_state_dict(path: str) -> Dict[str, Tensor]:
 
     Raises:
         FileNotFoundError: If no checkpoint file is found at ``path``.
+        ValueError: If the file is empty, not a torch file or holds no
+            state dict of tensors (the message names the file).
     """
     if osp.isdir(path):
         inner = osp.join(path, 'mp_rank_00_model_states.pt')
@@ -83,17 +86,15 @@ def read_authors_state_dict(path: str) -> Dict[str, Tensor]:
                 f'{path} is a directory without mp_rank_00_model_states.pt '
                 '(a DeepSpeed checkpoint directory)')
         path = inner
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Checkpoint not found: {path}')
     # DeepSpeed's model-states file pickles its config objects as well.
-    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    ckpt = read_checkpoint(path, weights_only=False)
     for key in ('module', 'state_dict'):
-        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
+        if isinstance(ckpt.get(key), dict):
             ckpt = ckpt[key]
             break
     return {
         k: v.float() if torch.is_floating_point(v) else v
-        for k, v in ckpt.items()
+        for k, v in state_dict_of(ckpt, path).items()
     }
 
 

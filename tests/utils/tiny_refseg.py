@@ -1,6 +1,8 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""Tiny RSRefSeg / RSRefSeg 2 checkpoints and datasets for the tests of
-inference, visualisation and tools (imported as ``utils.tiny_refseg``)."""
+"""Tiny RSRefSeg / RSRefSeg 2 configs, checkpoints, datasets and training
+runs for the tests (imported as ``utils.tiny_refseg``; fixtures in
+tests/conftest.py)."""
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -101,16 +103,55 @@ def save_tiny_checkpoint(cfg: Config, path: str, seed: int = 0):
     return model
 
 
-def make_synthetic(root: str, num_test: int = 2, img_size: int = 96):
-    """Write a tiny synthetic RRSIS-D (test split only) under ``root``.
+def make_synthetic(root: str,
+                   num_test: int = 2,
+                   img_size: int = 96,
+                   num_train: int = 0):
+    """Write a tiny synthetic RRSIS-D under ``root`` (a test split, and a
+    train split when ``num_train`` > 0).
 
     Uses ``tools/dataset_converters/make_synthetic_rrsisd.py``.
     """
     module = _tool('tools/dataset_converters/make_synthetic_rrsisd.py',
                    'make_synthetic_rrsisd')
     module.main([
-        str(root), '--num-train', '0', '--num-val', '0', '--num-test',
+        str(root), '--num-train',
+        str(num_train), '--num-val', '0', '--num-test',
         str(num_test), '--img-size',
         str(img_size), '--seed', '0'
     ])
     return root
+
+
+def short_training(cfg: Config,
+                   work_dir: str,
+                   name: str,
+                   max_iters: int = 4,
+                   interval: int = 2) -> Config:
+    """A copy of ``cfg`` that trains ``max_iters`` iterations, without
+    validation, saving a checkpoint every ``interval`` iterations (all kept)
+    and logging every iteration.
+
+    ``name`` is the runner's experiment name: runs in one process need
+    distinct names (mmengine shares message hubs and loggers by name).
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = name
+    cfg.train_cfg = dict(
+        type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10**6)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+             end=1),
+        dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False,
+             begin=1, end=max_iters)
+    ]
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=interval,
+        max_keep_ckpts=-1)
+    cfg.default_hooks.logger.interval = 1
+    cfg.log_level = 'WARNING'
+    return cfg

@@ -8,8 +8,14 @@ their ``deepspeed_ckpt_to_torch_ckpt.py`` writes, or an mmengine checkpoint,
 renames HF / peft module names to mmrsrefseg's
 (:mod:`mmrsrefseg.utils.authors_checkpoint`) and saves an mmengine
 checkpoint that ``tools/test.py`` evaluates on our leaderboard protocol.
-With ``--config`` the result is loaded strictly into that config's model
-first (every key present, none unexpected, shapes equal).
+
+The result is verified against the architecture it targets before anything
+is written: every tensor of the RSRefSeg model present, none unexpected,
+every shape equal (else an error names the keys). The model is that of
+``--config``, or without it the paper config the checkpoint's shapes
+identify: SigLIP so400m with SAM ViT-B, ViT-L or ViT-H (from the width of
+SAM's image encoder) -> ``configs/rsrefseg_vit{b,l,h}.py``. The model is
+built on the ``meta`` device (shapes only, no weights allocated).
 
 Only convert checkpoints you trust: DeepSpeed files are full pickles.
 
@@ -24,62 +30,134 @@ Example::
 import argparse
 import os
 import os.path as osp
+from typing import Optional
 
 import torch
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
 
 from mmrsrefseg.utils.authors_checkpoint import (convert_authors_state_dict,
                                                  read_authors_state_dict)
+from mmrsrefseg.utils.checkpoint import StateDictError, key_problems
+
+CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..',
+                      'configs')
+#: Width of SAM's image encoder -> the paper config of that SAM (all with
+#: SigLIP so400m-patch14-384).
+PAPER_CONFIGS = {
+    768: 'rsrefseg_vitb.py',
+    1024: 'rsrefseg_vitl.py',
+    1280: 'rsrefseg_vith.py'
+}
+SAM_PATCH_EMBED = 'decode_head.image_encoder.patch_embed.proj.weight'
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
         description='Convert a checkpoint of the RSRefSeg authors\' code '
         '(DeepSpeed mp_rank_00_model_states.pt, its directory, a bare state '
-        'dict or an mmengine checkpoint) into an mmrsrefseg checkpoint.')
+        'dict or an mmengine checkpoint) into an mmrsrefseg checkpoint, '
+        'verified to hold every tensor of the target RSRefSeg model with '
+        'its shape.')
     parser.add_argument('src', help='authors\' checkpoint file or directory')
     parser.add_argument('dst', help='output mmrsrefseg checkpoint (.pth)')
     parser.add_argument(
         '--config',
-        help='mmrsrefseg config to verify the result against (strict load)')
-    return parser.parse_args()
+        help='mmrsrefseg config of the architecture to verify against '
+        '(default: the paper config of the SAM size found in the '
+        'checkpoint, configs/rsrefseg_vit{b,l,h}.py)')
+    args = parser.parse_args()
+    if osp.isdir(args.dst):
+        parser.error(f'dst {args.dst} is a directory; give a file path')
+    return args
 
 
-def verify(cfg_path: str, state: dict) -> None:
-    """Load ``state`` strictly into the model of ``cfg_path``.
+def infer_config(state: dict, src: str) -> str:
+    """The paper config whose SAM has the image-encoder width of ``state``.
 
     Raises:
-        RuntimeError: On missing / unexpected keys or shape mismatches.
+        StateDictError: If ``state`` has no SAM image encoder or one of a
+            width no paper config uses (pass ``--config`` then).
     """
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
+    known = ', '.join(f'{w}: configs/{name}'
+                      for w, name in PAPER_CONFIGS.items())
+    if SAM_PATCH_EMBED not in state:
+        raise StateDictError(
+            f'{src} has no SAM image encoder (no '
+            'backbone.base_model.model.model.patch_embed.projection.weight, '
+            f'{SAM_PATCH_EMBED} once converted), so its architecture cannot '
+            'be inferred; pass --config')
+    width = int(state[SAM_PATCH_EMBED].shape[0])
+    if width not in PAPER_CONFIGS:
+        raise StateDictError(
+            f'{src}: SAM image-encoder width {width} matches no paper config '
+            f'({known}); pass --config with the architecture it was trained '
+            'with')
+    return osp.normpath(osp.join(CONFIG_DIR, PAPER_CONFIGS[width]))
 
-    import mmrsrefseg  # noqa: F401
+
+def verify(cfg_path: str, state: dict, src: str,
+           inferred: bool = False) -> None:
+    """Check that ``state`` holds every tensor of the model of ``cfg_path``
+    with its shape, and nothing else.
+
+    The model is built on the ``meta`` device without its pretrained files:
+    only its key names and shapes are used.
+
+    Raises:
+        StateDictError: On missing, unexpected or mis-shaped keys (the
+            first keys of each kind and their count).
+    """
+    import mmrsrefseg  # noqa: F401  (registers the modules)
     cfg = Config.fromfile(cfg_path)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model_cfg = cfg.model
-    # no weight files are read: the converted checkpoint holds everything
     model_cfg.backbone.pretrained = None
     model_cfg.decode_head.checkpoint = None
-    model = MODELS.build(model_cfg)
-    model.load_state_dict(state, strict=True)
+    with torch.device('meta'):
+        model = MODELS.build(model_cfg)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problems = key_problems(expected, state)
+    if problems:
+        how = (' (inferred from its SAM image-encoder width; pass --config '
+               'for another architecture)' if inferred else '')
+        raise StateDictError(f'{src} does not hold the RSRefSeg model of '
+                             f'{cfg_path}{how}: ' + '; '.join(problems))
+
+
+def convert(src: str, dst: str, config: Optional[str] = None) -> dict:
+    """Convert, verify and save; return the saved checkpoint.
+
+    Raises:
+        FileNotFoundError, ValueError: On an unreadable ``src``.
+        KeyError: On keys no rule maps (named).
+        StateDictError: If the result does not fit the target model.
+    """
+    authors = read_authors_state_dict(src)
+    if not authors:
+        raise ValueError(f'{src} holds no tensors')
+    state, info = convert_authors_state_dict(authors)
+    inferred = config is None
+    config = config or infer_config(state, src)
+    verify(config, state, src, inferred)
+    ckpt = dict(
+        meta=dict(
+            converted_from=src,
+            converter='rsrefseg_authors2mmrsrefseg',
+            verified_against=config,
+            prompter_num_downsample=info['num_downsample']),
+        state_dict=state)
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save(ckpt, dst)
+    return ckpt
 
 
 def main():
     args = parse_args()
-    state, info = convert_authors_state_dict(read_authors_state_dict(args.src))
-    if args.config:
-        verify(args.config, state)
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save(
-        dict(
-            meta=dict(
-                converted_from=args.src,
-                converter='rsrefseg_authors2mmrsrefseg',
-                prompter_num_downsample=info['num_downsample']),
-            state_dict=state), args.dst)
-    print(f'wrote {len(state)} tensors to {args.dst}' +
-          (f' (verified against {args.config})' if args.config else ''))
+    ckpt = convert(args.src, args.dst, args.config)
+    print(f'wrote {len(ckpt["state_dict"])} tensors to {args.dst} (verified '
+          f'against {ckpt["meta"]["verified_against"]})')
 
 
 if __name__ == '__main__':

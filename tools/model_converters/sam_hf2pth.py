@@ -40,7 +40,12 @@ def convert(src: str, dst: str) -> dict:
         dict: The saved state dict.
 
     Raises:
-        ValueError: If ``src`` is not an HF SAM directory.
+        ValueError: If ``src`` is not an HF SAM directory, or its
+            ``config.json`` / ``preprocessor_config.json`` is not valid
+            (the message names the file).
+        FileNotFoundError: If ``src`` has no ``config.json``.
+        StateDictError: If the weights lack a tensor of the ``config.json``
+            architecture, or hold one of another shape (named).
     """
     if not osp.isdir(src):
         raise ValueError(f'{src} is not a directory (an HF SamModel '
@@ -49,10 +54,16 @@ def convert(src: str, dst: str) -> dict:
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     proc = osp.join(src, 'preprocessor_config.json')
     if osp.isfile(proc):
-        with open(proc, encoding='utf-8') as f:
-            proc = json.load(f)
-        mean = proc.get('image_mean', mean)
-        std = proc.get('image_std', std)
+        try:
+            with open(proc, encoding='utf-8') as f:
+                proc_cfg = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f'{proc}: not valid UTF-8 JSON ({e})') from e
+        if not isinstance(proc_cfg, dict):
+            raise ValueError(f'{proc}: holds a {type(proc_cfg).__name__}, '
+                             'not a JSON object')
+        mean = proc_cfg.get('image_mean', mean)
+        std = proc_cfg.get('image_std', std)
     state['pixel_mean'] = torch.tensor(mean) * 255.
     state['pixel_std'] = torch.tensor(std) * 255.
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)

@@ -4,7 +4,7 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 from mmseg.registry import HOOKS
 
 from mmrsrefseg.models.utils import (make_trained_only,
@@ -66,10 +66,14 @@ class RefSegCheckpointHook(Hook):
         if 'state_dict' not in checkpoint and 'meta' in checkpoint:
             return  # e.g. a DeepSpeed checkpoint: the strategy loads it
         source: Optional[str] = runner._load_from
-        if runner._resume or source is None:
-            source = 'the checkpoint being resumed'
+        if source is None and runner._resume:
+            # --resume without a file: mmengine resumes the latest one
+            source = find_latest_checkpoint(runner.work_dir)
         state = model_state_from_checkpoint(
-            self._model(runner), checkpoint, str(source), strict=self.strict)
+            self._model(runner),
+            checkpoint,
+            str(source or 'the loaded checkpoint'),
+            strict=self.strict)
         checkpoint['state_dict'] = state
 
 
