@@ -155,11 +155,10 @@ def trained_only_run(pretrained_setup):
                                            'trained_only_run')
     runner = Runner.from_cfg(train_cfg)
     runner.train()
+    meta = torch.load(work_dir / 'iter_4.pth', map_location='cpu')['meta']
+    del meta['trained_only']
     full = str(pretrained_setup.root / 'full.pth')
-    torch.save(
-        dict(
-            state_dict=runner.model.state_dict(),
-            meta=dict(dataset_meta=runner.model.dataset_meta)), full)
+    torch.save(dict(state_dict=runner.model.state_dict(), meta=meta), full)
     return SimpleNamespace(
         cfg=pretrained_setup.cfg,
         config_file=pretrained_setup.config_file,

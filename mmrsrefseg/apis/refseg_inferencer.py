@@ -67,8 +67,10 @@ class RefSegInferencer(BaseInferencer):
 
     The tokenizer of the text encoder must be readable at inference: the
     config's ``model.backbone.tokenizer`` (or ``pretrained``) must point to
-    the tokenizer directory. Pretrained CLIP / SAM weight files named in the
-    config are not read (the checkpoint holds all weights).
+    the tokenizer directory. The pretrained CLIP / SAM weight files named in
+    the config are read only for a trained-only checkpoint (its frozen base
+    weights, see :class:`~mmrsrefseg.engine.hooks.RefSegCheckpointHook`); a
+    full checkpoint holds every weight.
 
     Args:
         model (str | Config | dict): Config file path or config.
@@ -84,8 +86,9 @@ class RefSegInferencer(BaseInferencer):
         ValueError: If ``weights`` is None, or the test pipeline has no
             ``LoadImageFromFile`` or does not pack ``text`` into the
             metainfo.
-        RuntimeError: If the checkpoint does not match the model (missing /
-            unexpected keys, wrong shapes).
+        StateDictError: If the checkpoint (with its base weights, when
+            trained-only) does not match the model: missing, unexpected or
+            mis-shaped keys, named with the file.
 
     Examples:
         >>> inferencer = RefSegInferencer(

@@ -260,9 +260,8 @@ def paper_b(tmp_path_factory):
     return state, path
 
 
-@pytest.mark.parametrize('config',
-                         ['rsrefseg_vitb.py', 'rsrefseg_vitl.py',
-                          'rsrefseg_vith.py'])
+@pytest.mark.parametrize(
+    'config', ['rsrefseg_vitb.py', 'rsrefseg_vitl.py', 'rsrefseg_vith.py'])
 def test_authors_paper_size_without_config(tmp_path, config):
     """SAM ViT-B/L/H is told by the image encoder's width; every tensor of
     that paper model must be there, with its shape."""
@@ -279,7 +278,9 @@ def test_authors_paper_size_without_config(tmp_path, config):
                 'resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)')
         proc = subprocess.run(
             [sys.executable, '-c', code,
-             str(tool), str(src), str(dst)],
+             str(tool),
+             str(src),
+             str(dst)],
             capture_output=True,
             text=True,
             env=dict(os.environ, PYTHONPATH=str(ROOT)),
@@ -293,8 +294,10 @@ def test_authors_paper_size_without_config(tmp_path, config):
             runpy.run_path(str(tool), run_name='__main__')
     ckpt = torch.load(dst, map_location='cpu', weights_only=False)
     expected = paper_model_shapes(config)
-    assert {k: tuple(v.shape)
-            for k, v in ckpt['state_dict'].items()} == expected
+    assert {
+        k: tuple(v.shape)
+        for k, v in ckpt['state_dict'].items()
+    } == expected
     assert ckpt['meta']['verified_against'].endswith(f'configs/{config}')
 
 
@@ -379,9 +382,9 @@ def test_authors_incomplete_with_config(authors, tmp_path):
                      config)
     assert f'{src} does not hold the RSRefSeg model of {config}' in err
     # HF's proj_out of the 3-layer IoU head is segment-anything's layers.2
-    assert ('missing 1 key: '
-            'decode_head.mask_decoder.iou_prediction_head.layers.2.weight'
-            ) in err
+    assert (
+        'missing 1 key: '
+        'decode_head.mask_decoder.iou_prediction_head.layers.2.weight') in err
     assert not dst.exists()
 
 
@@ -389,7 +392,6 @@ def test_authors_incomplete_with_config(authors, tmp_path):
 def test_authors_unreadable_file(tmp_path, content):
     src = tmp_path / 'bad.pt'
     src.write_bytes(content)
-    err = tool_error('rsrefseg_authors2mmrsrefseg.py', src,
-                     tmp_path / 'x.pth')
+    err = tool_error('rsrefseg_authors2mmrsrefseg.py', src, tmp_path / 'x.pth')
     assert f'Checkpoint file {src} is empty' in err or \
         f'Cannot read checkpoint {src}' in err

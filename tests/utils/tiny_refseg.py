@@ -142,10 +142,14 @@ def short_training(cfg: Config,
         type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10**6)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.param_scheduler = [
-        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-             end=1),
-        dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False,
-             begin=1, end=max_iters)
+        dict(
+            type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=1),
+        dict(
+            type='CosineAnnealingLR',
+            eta_min=1e-5,
+            by_epoch=False,
+            begin=1,
+            end=max_iters)
     ]
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook',

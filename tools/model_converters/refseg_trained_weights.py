@@ -117,8 +117,9 @@ def extract(model, src: str) -> dict:
         raise ValueError(f'{src} is a trained-only checkpoint already')
     state = model_state_from_checkpoint(model, ckpt, src)
     base = model.pretrained_state_dict()
-    differ = sorted(k for k in frozen_pretrained_keys(model)
-                    if not torch.equal(state[k], base[k]))
+    differ = sorted(
+        k for k in frozen_pretrained_keys(model)
+        if not torch.equal(state[k], base[k]))
     if differ:
         sources = ', '.join(
             f'{name}: {module.pretrained_source}'

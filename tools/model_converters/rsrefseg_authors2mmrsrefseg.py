@@ -41,8 +41,8 @@ from mmrsrefseg.utils.authors_checkpoint import (convert_authors_state_dict,
                                                  read_authors_state_dict)
 from mmrsrefseg.utils.checkpoint import StateDictError, key_problems
 
-CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..',
-                      'configs')
+CONFIG_DIR = osp.join(
+    osp.dirname(osp.abspath(__file__)), '..', '..', 'configs')
 #: Width of SAM's image encoder -> the paper config of that SAM (all with
 #: SigLIP so400m-patch14-384).
 PAPER_CONFIGS = {
@@ -97,7 +97,9 @@ def infer_config(state: dict, src: str) -> str:
     return osp.normpath(osp.join(CONFIG_DIR, PAPER_CONFIGS[width]))
 
 
-def verify(cfg_path: str, state: dict, src: str,
+def verify(cfg_path: str,
+           state: dict,
+           src: str,
            inferred: bool = False) -> None:
     """Check that ``state`` holds every tensor of the model of ``cfg_path``
     with its shape, and nothing else.
