@@ -156,7 +156,7 @@ def trained_only_run(pretrained_setup):
     runner = Runner.from_cfg(train_cfg)
     runner.train()
     meta = torch.load(work_dir / 'iter_4.pth', map_location='cpu')['meta']
-    del meta['trained_only']
+    meta.pop('trained_only', None)  # what a full checkpoint's meta holds
     full = str(pretrained_setup.root / 'full.pth')
     torch.save(dict(state_dict=runner.model.state_dict(), meta=meta), full)
     return SimpleNamespace(

@@ -2,6 +2,7 @@
 """RefSegInferencer and demo/image_demo.py load trained-only checkpoints
 (the frozen base from the config's files): the same masks as the whole
 trained model."""
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def test_inferencer_loads_trained_only(trained_only_run, images):
 
 
 def test_inferencer_names_a_key_without_base(trained_only_run):
-    cfg = trained_only_run.cfg.copy()
+    cfg = copy.deepcopy(trained_only_run.cfg)
     cfg.model.backbone.pretrained = None
     with pytest.raises(StateDictError) as info:
         RefSegInferencer(cfg, weights=trained_only_run.ckpts[4], device='cpu')

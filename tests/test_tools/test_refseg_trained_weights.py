@@ -175,11 +175,15 @@ def run_test_tool(test_tool, monkeypatch, tmp_path, config, ckpt, *options):
     """tools/test.py in this process; return its leaderboard JSON."""
     out = tmp_path / 'results.json'
     monkeypatch.setenv('LOCAL_RANK', '0')
+    # a visualiser of its own (mmengine shares visualisers by name)
+    options = list(options) or ['--cfg-options']
+    options.append(f'visualizer.name=vis_{tmp_path.parent.name}_'
+                   f'{tmp_path.name}')
     monkeypatch.setattr('sys.argv', [
         'test.py', config, ckpt, '--work-dir',
         str(tmp_path / 'work'), '--out',
         str(out)
-    ] + list(options))
+    ] + options)
     test_tool.main()
     return json.loads(out.read_text())
 

@@ -34,6 +34,12 @@ def test_tool():
     return module
 
 
+def own_visualizer(tmp_path):
+    """Options giving the run a visualiser of its own (mmengine shares
+    visualisers by name, and the config file is shared)."""
+    return ['--cfg-options', f'visualizer.name=vis_{tmp_path.name}']
+
+
 def state_of(path):
     return torch.load(path, map_location='cpu')['state_dict']
 
@@ -115,7 +121,7 @@ def test_bad_checkpoint_stops_before_scoring(test_tool, vis_setup,
     monkeypatch.setattr('sys.argv', [
         'test.py', vis_setup.config_file, path, '--work-dir',
         str(tmp_path / 'work'), '--out',
-        str(out)
+        str(out), *own_visualizer(tmp_path)
     ])
     # StateDictError (a KeyError and a ValueError) or ValueError
     with pytest.raises(ValueError) as info:
@@ -161,7 +167,7 @@ def test_non_strict_evaluates_and_says_so(test_tool, vis_setup,
     monkeypatch.setattr('sys.argv', [
         'test.py', vis_setup.config_file, path, '--work-dir',
         str(tmp_path / 'work'), '--out',
-        str(out), '--non-strict'
+        str(out), '--non-strict', *own_visualizer(tmp_path)
     ])
     test_tool.main()
     report = json.loads(out.read_text())
@@ -176,7 +182,7 @@ def test_strict_load_recorded(test_tool, vis_setup, tmp_path, monkeypatch):
     monkeypatch.setattr('sys.argv', [
         'test.py', vis_setup.config_file, vis_setup.ckpt, '--work-dir',
         str(tmp_path / 'work'), '--out',
-        str(out)
+        str(out), *own_visualizer(tmp_path)
     ])
     test_tool.main()
     assert json.loads(out.read_text())['strict_load'] is True

@@ -132,12 +132,14 @@ def short_training(cfg: Config,
     validation, saving a checkpoint every ``interval`` iterations (all kept)
     and logging every iteration.
 
-    ``name`` is the runner's experiment name: runs in one process need
-    distinct names (mmengine shares message hubs and loggers by name).
+    ``name`` is the runner's experiment name (and names its visualiser):
+    runs in one process need distinct names (mmengine shares message hubs,
+    loggers and visualisers by name).
     """
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = name
+    cfg.visualizer.name = f'visualizer_{name}'
     cfg.train_cfg = dict(
         type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10**6)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None

@@ -137,7 +137,8 @@ def test_train_py_load_from_is_strict(train_tool, trained_only_run,
         'train.py',
         str(config), '--work-dir',
         str(work), '--cfg-options', f'load_from={path}',
-        'experiment_name=train_py_load_from'
+        'experiment_name=train_py_load_from',
+        f'visualizer.name=vis_{tmp_path.name}'
     ])
     with pytest.raises(KeyError) as info:
         train_tool.main()
@@ -163,7 +164,8 @@ def test_train_py_resume_is_strict(train_tool, trained_only_run,
         'train.py',
         str(config), '--work-dir',
         str(work), '--resume', '--cfg-options',
-        'experiment_name=train_py_resume'
+        'experiment_name=train_py_resume',
+        f'visualizer.name=vis_{tmp_path.name}'
     ])
     with pytest.raises(KeyError) as info:
         train_tool.main()
@@ -187,7 +189,8 @@ def test_train_py_unreadable_load_from(train_tool, trained_only_run, tmp_path,
         'train.py',
         str(config), '--work-dir',
         str(tmp_path / 'work'), '--cfg-options', f'load_from={bad}',
-        'experiment_name=train_py_unreadable'
+        'experiment_name=train_py_unreadable',
+        f'visualizer.name=vis_{tmp_path.name}'
     ])
     with pytest.raises(ValueError) as info:
         train_tool.main()
