@@ -138,7 +138,7 @@ def test_extract_refuses_another_base(trained_only_run, tool, tmp_path):
              str(dst)])
     message = str(info.value)
     assert f'{src}: frozen pretrained tensors differ from the base' in message
-    assert f'1 key: {key}' in message
+    assert f'keys (1): {key}' in message
     assert trained_only_run.cfg.model.backbone.pretrained in message
     assert not dst.exists()
 
@@ -163,7 +163,7 @@ def test_merge_is_strict(trained_only_run, tool, tmp_path):
     del ckpt['state_dict'][key]  # trained: the base does not give it
     src = tmp_path / 'partial.pth'
     torch.save(ckpt, src)
-    with pytest.raises(StateDictError, match=f'missing 1 key: {key}'):
+    with pytest.raises(StateDictError, match=rf'missing keys \(1\): {key}'):
         tool.main([
             'merge', trained_only_run.config_file,
             str(src),

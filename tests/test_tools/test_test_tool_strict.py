@@ -70,24 +70,24 @@ def bad_checkpoints(vis_setup, tmp_path_factory):
     # every key missing: the count and the first five names, then '...'
     first = [re.escape(k) for k in list(good)[:5]]
     save('empty', {},
-         [rf'missing {len(good)} keys: ' + ', '.join(first) + r', \.\.\.'])
+         [rf'missing keys \({len(good)}\): ' + ', '.join(first) + r', \.\.\.'])
     # the prompter left out
     neck = [k for k in good if k.startswith('neck.')]
     partial = {k: v for k, v in good.items() if not k.startswith('neck.')}
     save('partial', dict(state_dict=partial, meta={}),
-         [rf'missing {len(neck)} keys: {re.escape(neck[0])}'])
+         [rf'missing keys \({len(neck)}\): {re.escape(neck[0])}'])
     # SAM's image encoder one block deeper: unexpected keys
     deeper = build_state(vis_setup.cfg, encoder_cfg=dict(depth=3))
     extra = [k for k in deeper if k not in good]
     assert extra and all('image_encoder.blocks.2.' in k for k in extra)
     save('other_depth', dict(state_dict=deeper, meta={}),
-         [rf'unexpected {len(extra)} keys: {re.escape(extra[0])}'])
+         [rf'unexpected keys \({len(extra)}\): {re.escape(extra[0])}'])
     # SAM's decoder MLPs twice as wide: mis-shaped keys, both shapes given
     wider = build_state(vis_setup.cfg, decoder_cfg=dict(mlp_dim=512))
     shaped = [k for k in good if wider[k].shape != good[k].shape]
     assert shaped
     save('mis_shaped', dict(state_dict=wider, meta={}), [
-        rf'mis-shaped {len(shaped)} keys: {re.escape(shaped[0])} '
+        rf'mis-shaped keys \({len(shaped)}\): {re.escape(shaped[0])} '
         rf'\(checkpoint \({wider[shaped[0]].shape[0]}, '
     ])
     text = root / 'text.pth'

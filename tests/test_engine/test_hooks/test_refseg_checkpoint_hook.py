@@ -145,7 +145,7 @@ def test_train_py_load_from_is_strict(train_tool, trained_only_run,
     message = str(info.value)
     assert f'Checkpoint {path} does not fit RSRefSeg' in message
     assert 'trained-only checkpoint' in message
-    assert f'missing {len(neck)} keys: {neck[0]}' in message
+    assert f'missing keys ({len(neck)}): {neck[0]}' in message
     assert not list(work.glob('iter_*.pth'))  # not one iteration trained
 
 
@@ -171,7 +171,7 @@ def test_train_py_resume_is_strict(train_tool, trained_only_run,
         train_tool.main()
     message = str(info.value)
     assert f'Checkpoint {path} does not fit RSRefSeg' in message
-    assert f'missing {len(neck)} keys: {neck[0]}' in message
+    assert f'missing keys ({len(neck)}): {neck[0]}' in message
     assert not list(work.glob('iter_*.pth'))
 
 
