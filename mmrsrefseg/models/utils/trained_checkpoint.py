@@ -17,6 +17,7 @@ through :func:`model_state_from_checkpoint`, strict by default: a missing,
 unexpected or mis-shaped key is an error naming the keys and the file,
 raised before anything is scored.
 """
+import logging
 from typing import Dict, Set
 
 from mmengine.logging import print_log
@@ -88,6 +89,29 @@ def make_trained_only(model: nn.Module, checkpoint: dict) -> dict:
     return checkpoint
 
 
+def _check_recorded_base(model: nn.Module, checkpoint: dict,
+                         source: str) -> None:
+    """Warn when the config names other base files than training used.
+
+    Only the paths are compared (the weights are not hashed: that would
+    read gigabytes at every save), so the same files under another path
+    warn too, and other files at the recorded path pass unnoticed.
+    """
+    record = checkpoint['meta'][TRAINED_ONLY_KEY]
+    recorded = record.get('base') if isinstance(record, dict) else None
+    current = {
+        name: module.pretrained_source
+        for name, module in model.pretrained_components().items()
+    }
+    if recorded is not None and recorded != current:
+        print_log(
+            f'{source} was trained on the base weights {recorded}; the '
+            f'config names {current}, from which the frozen weights are '
+            'read: they must hold the same weights',
+            logger='current',
+            level=logging.WARNING)
+
+
 def model_state_from_checkpoint(model: nn.Module,
                                 checkpoint: dict,
                                 source: str,
@@ -125,6 +149,7 @@ def model_state_from_checkpoint(model: nn.Module,
             raise ValueError(f'{source} is a trained-only checkpoint, but '
                              f'{type(model).__name__} names no pretrained '
                              'base weights')
+        _check_recorded_base(model, checkpoint, source)
         base_keys = frozen_pretrained_keys(model)
         missing = [k for k in base_keys if k not in state]
         if missing:
@@ -146,7 +171,7 @@ def model_state_from_checkpoint(model: nn.Module,
             f'{message}. Loading it anyway (non-strict): the missing '
             'weights keep their initial values.',
             logger='current',
-            level=30)
+            level=logging.WARNING)
         state = {
             k: v
             for k, v in state.items()
