@@ -57,23 +57,6 @@ def parse_args():
     return args
 
 
-def expected_shapes(cfg: Config) -> dict:
-    """Keys and shapes of the config's model, built without weight files.
-
-    Returns:
-        dict[str, tuple]: state-dict key -> shape.
-    """
-    from mmseg.registry import MODELS
-
-    import mmrsrefseg  # noqa: F401
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model_cfg = cfg.model
-    model_cfg.backbone.pretrained = None
-    model_cfg.decode_head.checkpoint = None
-    model = MODELS.build(model_cfg)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
 def main():
     args = parse_args()
     checkpoint = read_checkpoint(args.src)
@@ -82,7 +65,11 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    problems = key_problems(expected_shapes(cfg), state)
+    import mmrsrefseg  # noqa: F401  (registers the modules)
+    from mmrsrefseg.models.utils import model_key_shapes
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    # SAM 2.1's Hiera cannot be built on the meta device
+    problems = key_problems(model_key_shapes(cfg.model, 'cpu'), state)
     if problems:
         raise StateDictError(
             f'{args.src} does not hold the RSRefSeg 2 model of '

@@ -35,7 +35,6 @@ from typing import Optional
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmseg.registry import MODELS
 
 from mmrsrefseg.utils.authors_checkpoint import (convert_authors_state_dict,
                                                  read_authors_state_dict)
@@ -111,16 +110,10 @@ def verify(cfg_path: str,
         StateDictError: On missing, unexpected or mis-shaped keys (the
             first keys of each kind and their count).
     """
-    import mmrsrefseg  # noqa: F401  (registers the modules)
+    from mmrsrefseg.models.utils import model_key_shapes
     cfg = Config.fromfile(cfg_path)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model_cfg = cfg.model
-    model_cfg.backbone.pretrained = None
-    model_cfg.decode_head.checkpoint = None
-    with torch.device('meta'):
-        model = MODELS.build(model_cfg)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    problems = key_problems(expected, state)
+    problems = key_problems(model_key_shapes(cfg.model, 'meta'), state)
     if problems:
         how = (' (inferred from its SAM image-encoder width; pass --config '
                'for another architecture)' if inferred else '')

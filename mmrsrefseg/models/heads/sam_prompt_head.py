@@ -4,7 +4,6 @@ from functools import partial
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 import torch.utils.checkpoint
 from mmseg.registry import MODELS
 from torch import Tensor
@@ -223,12 +222,9 @@ class SAMPromptHead(BaseSAMHead):
                         f'{self.checkpoint}: {key} {value.tolist()} differs '
                         f'from the configured {own.tolist()} (decode_head.'
                         f'{key})')
-        modules = nn.ModuleDict(
-            dict(
-                image_encoder=self.image_encoder,
-                prompt_encoder=self.prompt_encoder,
-                mask_decoder=self.mask_decoder))
-        return to_module_keys(modules, state, self.checkpoint)
+        # the head's state is SAM's image_encoder / prompt_encoder /
+        # mask_decoder, exactly what an official file holds
+        return to_module_keys(self, state, self.checkpoint)
 
     def dense_pe(self, size: Tuple[int, int]) -> Tensor:
         """SAM's random-Fourier positional encoding at ``size``.

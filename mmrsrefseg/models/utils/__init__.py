@@ -8,12 +8,12 @@ from .sam_sdpa_attention import (SAM_ATTENTION_IMPLS, SAMSDPAAttention,
                                  replace_sam_attention)
 from .trained_checkpoint import (TRAINED_ONLY_KEY, frozen_pretrained_keys,
                                  is_trained_only, make_trained_only,
-                                 model_state_from_checkpoint)
+                                 model_key_shapes, model_state_from_checkpoint)
 
 __all__ = [
     'SAMSDPAAttention', 'replace_sam_attention', 'SAM_ATTENTION_IMPLS',
     'batched_mask_decoder_forward', 'apply_finetune_cfg', 'LayerNorm2d',
     'TRAINED_ONLY_KEY', 'frozen_pretrained_keys', 'is_trained_only',
-    'make_trained_only', 'model_state_from_checkpoint',
+    'make_trained_only', 'model_state_from_checkpoint', 'model_key_shapes',
     'PostNormAttentionLayer', 'masked_average_pool'
 ]

@@ -28,7 +28,7 @@ from mmrsrefseg.utils.checkpoint import (StateDictError, key_problems,
 
 __all__ = [
     'TRAINED_ONLY_KEY', 'frozen_pretrained_keys', 'make_trained_only',
-    'model_state_from_checkpoint', 'is_trained_only'
+    'model_state_from_checkpoint', 'is_trained_only', 'model_key_shapes'
 ]
 
 #: ``checkpoint['meta']`` key of a trained-only checkpoint.
@@ -183,3 +183,33 @@ def model_state_from_checkpoint(model: nn.Module,
          if trained_only else ''),
         logger='current')
     return state
+
+
+def model_key_shapes(model_cfg, device: str = 'meta') -> Dict[str, tuple]:
+    """State-dict keys and shapes of a config's model, no weights read.
+
+    The model is built from ``model_cfg`` with its pretrained paths unset
+    (``backbone.pretrained``, ``decode_head.checkpoint``), so no file is
+    read; only key names and shapes are kept. The converters check what
+    they write against it.
+
+    Args:
+        model_cfg (ConfigDict): ``model`` of an mmrsrefseg config (copied).
+        device (str): Where to build: ``'meta'`` allocates nothing (RSRefSeg);
+            SAM 2.1's Hiera cannot be built there (it reads tensor values
+            while building), so RSRefSeg 2 is built on ``'cpu'``. Defaults
+            to ``'meta'``.
+
+    Returns:
+        dict[str, tuple]: key -> shape.
+    """
+    import copy
+
+    import torch
+    from mmseg.registry import MODELS
+    model_cfg = copy.deepcopy(model_cfg)
+    model_cfg['backbone']['pretrained'] = None
+    model_cfg['decode_head']['checkpoint'] = None
+    with torch.device(device):
+        model = MODELS.build(model_cfg)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
