@@ -73,8 +73,8 @@ def test_strategy_builds_from_the_authors_config(deepspeed):
     # build, so a second strategy in one process raises KeyError: build once
     strategy = STRATEGIES.build(cfg.strategy.to_dict())
     assert type(strategy).__name__ == 'DeepSpeedStrategy'
-    assert {'OnebitAdam', 'ZeroOneAdam', 'FusedAdam'} <= set(
-        OPTIMIZERS.module_dict)
+    assert {'OnebitAdam', 'ZeroOneAdam',
+            'FusedAdam'} <= set(OPTIMIZERS.module_dict)
     engine_cfg = dict(strategy.config, train_micro_batch_size_per_gpu=1)
     ds = DeepSpeedConfig(engine_cfg)
     assert ds.zero_optimization_stage == 2

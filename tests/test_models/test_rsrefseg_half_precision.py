@@ -40,9 +40,7 @@ def model_cfgs(clip_tokenizer_dir, siglip_tokenizer_dir):
     clip = Config.fromfile(
         osp.join(REPO, 'configs/_base_/models/rsrefseg_tiny.py')).model
     clip.backbone.update(
-        pretrained=None,
-        tokenizer=clip_tokenizer_dir,
-        clip_resize='bilinear')
+        pretrained=None, tokenizer=clip_tokenizer_dir, clip_resize='bilinear')
     clip.decode_head.checkpoint = None
     vocab = len(AutoTokenizer.from_pretrained(siglip_tokenizer_dir))
     siglip = Config(
@@ -94,8 +92,8 @@ def half_inputs(model, data, dtype):
     return data['inputs'].to(dtype), data['data_samples']
 
 
-@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16],
-                         ids=['fp16', 'bf16'])
+@pytest.mark.parametrize(
+    'dtype', [torch.float16, torch.bfloat16], ids=['fp16', 'bf16'])
 @pytest.mark.parametrize('which', ['clip', 'siglip'])
 def test_loss_backward_predict_in_half(model_cfgs, which, dtype):
     cfg, size = model_cfgs[which]

@@ -268,9 +268,10 @@ def test_auto_chooses_by_device():
     assert auto.impl_for(SimpleNamespace(is_cuda=True)) == 'flex'
     assert folded.impl_for(SimpleNamespace(is_cuda=True)) == 'sdpa_folded'
     assert torch.equal(auto(x), folded(x))
-    enc = tiny_encoder()
+    enc = tiny_encoder()  # block 1 global, blocks 0 and 2 windowed
     replace_sam_attention(enc, 'auto')
-    assert all(blk.attn.impl == 'auto' for blk in enc.blocks)
+    assert [blk.attn.impl
+            for blk in enc.blocks] == ['sdpa_folded', 'auto', 'sdpa_folded']
 
 
 @pytest.mark.skipif(

@@ -91,9 +91,11 @@ class SAMPromptHead(BaseDecodeHead):
         attn_impl (str): Attention of the image encoder's blocks (see
             :func:`mmrsrefseg.models.utils.replace_sam_attention`; the same
             function and parameter names in every case): ``'auto'``
-            (default: ``'flex'`` for CUDA inputs, ``'sdpa_folded'``
-            otherwise, decided per call), ``'flex'`` (FlexAttention with the
-            relative positions as a ``score_mod``, compiled on CUDA),
+            (default: in the global-attention blocks ``'flex'`` for CUDA
+            inputs and ``'sdpa_folded'`` otherwise, decided per call; the
+            windowed blocks ``'sdpa_folded'``), ``'flex'`` (FlexAttention
+            with the relative positions as a ``score_mod``, compiled on
+            CUDA),
             ``'sdpa_folded'`` (``scaled_dot_product_attention`` with the
             decomposed relative positions folded into q and k, no N x N
             tensor), ``'sdpa_mask'`` (relative positions as an SDPA mask, as
@@ -294,7 +296,8 @@ class SAMPromptHead(BaseDecodeHead):
         if gaussian.dtype == torch.float32:
             return pe_layer(tuple(size))
         pe = torch.func.functional_call(
-            pe_layer, {'positional_encoding_gaussian_matrix': gaussian.float()},
+            pe_layer,
+            {'positional_encoding_gaussian_matrix': gaussian.float()},
             (tuple(size), ))
         return pe.to(gaussian.dtype)
 

@@ -47,6 +47,9 @@ and key token ``j = (y', x')``, ``rel_h[i, y'] + rel_w[i, x']`` to the logit
 * ``'auto'`` (the default of ``SAMPromptHead``): ``'flex'`` for CUDA
   inputs, ``'sdpa_folded'`` otherwise, decided at each call from the input's
   device (so a model built on the CPU and moved to a GPU switches).
+  :func:`replace_sam_attention` gives ``'auto'`` to the global-attention
+  blocks only (the whole token grid, where the padding triples the work)
+  and ``'sdpa_folded'`` to the windowed ones.
   ``'sdpa_folded'`` is what was measured best on CPU for RSRefSeg-b (the
   fastest inference and the least memory; ``'sdpa_mask'`` trains a global
   block faster but keeps 0.7 GiB more per block, see the README); the CUDA
@@ -67,8 +70,7 @@ __all__ = [
     'flex_rel_pos_attention'
 ]
 
-SAM_ATTENTION_IMPLS = ('auto', 'flex', 'sdpa_folded', 'sdpa_mask',
-                       'original')
+SAM_ATTENTION_IMPLS = ('auto', 'flex', 'sdpa_folded', 'sdpa_mask', 'original')
 #: Implementations of :class:`SAMSDPAAttention` itself.
 _MODULE_IMPLS = ('auto', 'flex', 'sdpa_folded', 'sdpa_mask')
 
@@ -352,9 +354,10 @@ def replace_sam_attention(image_encoder: nn.Module,
     Args:
         image_encoder (nn.Module): A segment-anything ``ImageEncoderViT``
             (anything with ``blocks``, each with an ``attn``).
-        impl (str): ``'auto'`` (``'flex'`` on CUDA, ``'sdpa_folded'``
-            elsewhere, decided per call), ``'flex'`` (FlexAttention, no
-            N x N tensor, no padded head dim), ``'sdpa_folded'`` (no N x N
+        impl (str): ``'auto'`` (global-attention blocks: ``'flex'`` on
+            CUDA, ``'sdpa_folded'`` elsewhere, decided per call; windowed
+            blocks: ``'sdpa_folded'``), ``'flex'`` (FlexAttention, no N x N
+            tensor, no padded head dim), ``'sdpa_folded'`` (no N x N
             tensor), ``'sdpa_mask'`` (relative positions as an additive SDPA
             mask) or ``'original'`` (back to segment-anything's
             ``Attention``).
@@ -378,6 +381,12 @@ def replace_sam_attention(image_encoder: nn.Module,
     original_cls = modeling.image_encoder.Attention
     for blk in blocks:
         old = blk.attn
+        block_impl = impl
+        if impl == 'auto' and getattr(blk, 'window_size', 0) > 0:
+            # 14 x 14 windows: the folded head dim is 64 + 28 (padded to
+            # 96), and one compiled FlexAttention graph less per batch
+            # shape and grad mode (dynamo recompiles per shape)
+            block_impl = 'sdpa_folded'
         if not isinstance(old, (original_cls, SAMSDPAAttention)):
             raise TypeError(f'block.attn is a {type(old).__name__}, expected '
                             'segment-anything Attention or SAMSDPAAttention')
@@ -394,6 +403,6 @@ def replace_sam_attention(image_encoder: nn.Module,
                 new.rel_pos_w = old.rel_pos_w
             new.train(old.training)
         else:
-            new = SAMSDPAAttention.from_attention(old, impl)
+            new = SAMSDPAAttention.from_attention(old, block_impl)
         blk.attn = new
     return len(blocks)
