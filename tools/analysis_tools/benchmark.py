@@ -367,6 +367,13 @@ def measure(args, cfg):
             inputs = samples = None
             row['peak_gib'] = peak_memory_gib(args.device)
             result['rows'].append(row)
+            # progress that survives a time limit on the whole run
+            speed = 'OOM' if row['s_step'] is None else (
+                f"{row['s_step']:.3f} s/step")
+            print(
+                f'[{args.model}] {mode} batch {batch}: {speed}, peak '
+                f"{row['peak_gib']:.1f} GiB",
+                flush=True)
         if args.profile and largest is not None:
             _free(args.device)
             inputs, samples = make_batch(largest, size, args.device)

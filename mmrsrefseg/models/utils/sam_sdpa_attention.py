@@ -267,8 +267,11 @@ class SAMSDPAAttention(nn.Module):
             rows and ``rel_w`` (B, heads, H, W, W) over key columns.
         """
         h, w = hw
-        rh = _get_rel_pos(h, h, self.rel_pos_h)  # (H, H, d)
-        rw = _get_rel_pos(w, w, self.rel_pos_w)  # (W, W, d)
+        # in q's dtype: what autocast gives einsum's matmul anyway, spelt out
+        # for the dispatch modes that see einsum decomposed (FlopCounterMode
+        # under CPU autocast met a float32 rel_pos and a bf16 q there)
+        rh = _get_rel_pos(h, h, self.rel_pos_h).to(q.dtype)  # (H, H, d)
+        rw = _get_rel_pos(w, w, self.rel_pos_w).to(q.dtype)  # (W, W, d)
         r_q = q.unflatten(2, (h, w))  # (B, heads, H, W, d)
         rel_h = torch.einsum('bnhwc,hkc->bnhwk', r_q, rh)
         rel_w = torch.einsum('bnhwc,wkc->bnhwk', r_q, rw)
