@@ -95,9 +95,8 @@ class SAMPromptHead(BaseDecodeHead):
             inputs and ``'sdpa_folded'`` otherwise, decided per call; the
             windowed blocks ``'sdpa_folded'``), ``'flex'`` (FlexAttention
             with the relative positions as a ``score_mod``, compiled on
-            CUDA),
-            ``'sdpa_folded'`` (``scaled_dot_product_attention`` with the
-            decomposed relative positions folded into q and k, no N x N
+            CUDA), ``'sdpa_folded'`` (``scaled_dot_product_attention`` with
+            the decomposed relative positions folded into q and k, no N x N
             tensor), ``'sdpa_mask'`` (relative positions as an SDPA mask, as
             SAM 2 / transformers' SAM) or ``'original'``
             (segment-anything's ``Attention``, which materialises every
@@ -270,9 +269,6 @@ class SAMPromptHead(BaseDecodeHead):
 
     def dense_pe(self, size: Tuple[int, int]) -> Tensor:
         """SAM's random-Fourier positional encoding at ``size``.
-
-        Args:
-            size (tuple[int, int]): (h, w) grid size.
 
         segment-anything's ``PositionEmbeddingRandom`` builds float32 grid
         coordinates and multiplies them with its Gaussian buffer, which fails
