@@ -1,6 +1,9 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
-"""SDPA attention for SAM's image encoder: parity with segment-anything."""
+"""SDPA / FlexAttention attention for SAM's image encoder: parity with
+segment-anything."""
+import importlib
 from functools import partial
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,7 +11,30 @@ import torch
 from mmrsrefseg.models.utils import SAMSDPAAttention, replace_sam_attention
 from mmrsrefseg.utils.sam_import import import_segment_anything
 
-IMPLS = ('sdpa_folded', 'sdpa_mask')
+IMPLS = ('sdpa_folded', 'sdpa_mask', 'flex')
+
+
+@pytest.fixture(autouse=True)
+def flex_cpu_backward(monkeypatch):
+    """Let FlexAttention's unfused CPU reference run its backward.
+
+    ``flex_attention`` refuses inputs that require grad on CPU (PyTorch
+    2.13: "FlexAttention does not support backward on CPU") in its device
+    check, although the eager reference it runs on CPU has an autograd
+    formula (through the ``score_mod``, gradients of captured tensors
+    included). The check is lifted for CPU tensors only, so that the
+    ``score_mod`` of ``impl='flex'`` is tested forward and backward here;
+    the compiled CUDA kernels are tested by
+    :func:`test_flex_compiled_cuda_parity` where a GPU exists.
+    """
+    module = importlib.import_module('torch.nn.attention.flex_attention')
+    original = module._validate_device
+
+    def validate(query, key, value):
+        if query.device.type != 'cpu':
+            original(query, key, value)
+
+    monkeypatch.setattr(module, '_validate_device', validate)
 
 
 def sam_attention(dim, heads, use_rel_pos, input_size, seed=0):
@@ -218,6 +244,55 @@ def test_train_eval_mode_kept():
     enc.eval()
     replace_sam_attention(enc, 'sdpa_mask')
     assert not any(m.training for m in enc.modules())
+
+
+def test_flex_cpu_backward_refused_by_pytorch(monkeypatch):
+    """Without the test's lifted check PyTorch refuses it (documented)."""
+    monkeypatch.undo()
+    ref = sam_attention(16, 2, True, (4, 4))
+    ours = SAMSDPAAttention.from_attention(ref, 'flex')
+    x = torch.randn(1, 4, 4, 16)
+    with torch.no_grad():  # the forward alone runs on CPU
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=0)
+    with pytest.raises(NotImplementedError, match='backward on CPU'):
+        ours(x)
+
+
+def test_auto_chooses_by_device():
+    """'auto': the folded SDPA on CPU (bit for bit), flex on CUDA."""
+    ref = sam_attention(32, 2, True, (8, 8))
+    auto = SAMSDPAAttention.from_attention(ref, 'auto')
+    folded = SAMSDPAAttention.from_attention(ref, 'sdpa_folded')
+    x = torch.randn(2, 8, 8, 32)
+    assert auto.impl_for(x) == 'sdpa_folded'
+    assert auto.impl_for(SimpleNamespace(is_cuda=True)) == 'flex'
+    assert folded.impl_for(SimpleNamespace(is_cuda=True)) == 'sdpa_folded'
+    assert torch.equal(auto(x), folded(x))
+    enc = tiny_encoder()  # block 1 global, blocks 0 and 2 windowed
+    replace_sam_attention(enc, 'auto')
+    assert [blk.attn.impl
+            for blk in enc.blocks] == ['sdpa_folded', 'auto', 'sdpa_folded']
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA device')
+@pytest.mark.parametrize('case', ['window14', 'global32', 'nonsquare'])
+def test_flex_compiled_cuda_parity(case):
+    """The compiled FlexAttention kernels (forward and backward) on CUDA.
+
+    fp32 with TF32 off (PyTorch's default for matmuls): the generated
+    kernels accumulate in another order than segment-anything's matmuls.
+    """
+    b, (h, w), size, dim, heads, rel = CASES[case]
+    ref_mod = sam_attention(dim, heads, rel, size).cuda()
+    ours_mod = SAMSDPAAttention.from_attention(ref_mod, 'auto')
+    torch.manual_seed(1)
+    x = torch.randn(b, h, w, dim, device='cuda')
+    grad_out = torch.randn(b, h, w, dim, device='cuda')
+    assert ours_mod.impl_for(x) == 'flex'
+    assert_parity(
+        outputs_and_grads(ours_mod, x, grad_out),
+        outputs_and_grads(ref_mod, x, grad_out), 1e-4)
 
 
 def test_errors():

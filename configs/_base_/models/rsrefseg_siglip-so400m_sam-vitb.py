@@ -66,6 +66,9 @@ model = dict(
         # the authors' (transformers' SamMaskDecoder); 1e-5 = segment-anything
         transformer_norm_eps=1e-6,
         checkpoint='checkpoints/sam_vit_b_01ec64.pth',
+        # image-encoder attention: FlexAttention on CUDA, the folded SDPA on
+        # CPU (or 'flex', 'sdpa_folded', 'sdpa_mask', 'original')
+        attn_impl='auto',
         threshold=0.5,
         align_corners=False,
         loss_decode=[
@@ -114,6 +117,10 @@ model = dict(
             'decode_head.prompt_encoder.not_a_point_embed',
             'decode_head.prompt_encoder.no_mask_embed',
             'decode_head.mask_decoder.iou_prediction_head',
-        ]),
+        ],
+        # 'bfloat16': the frozen linear / conv weights stored in bf16 (half
+        # the memory, no per-step autocast casts; the same function under
+        # the -amp configs' bf16 autocast); None keeps them float32
+        frozen_dtype=None),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

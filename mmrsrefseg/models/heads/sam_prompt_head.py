@@ -85,11 +85,15 @@ class SAMPromptHead(BaseSAMHead):
             ViT-L at 1024x1024 on a 24 GB device. Defaults to False.
         attn_impl (str): Attention of the image encoder's blocks (see
             :func:`mmrsrefseg.models.utils.replace_sam_attention`; the same
-            function and parameter names in every case):
-            ``'sdpa_folded'`` (default: ``scaled_dot_product_attention``
-            with the decomposed relative positions folded into q and k, no
-            N x N tensor), ``'sdpa_mask'`` (relative positions as an SDPA
-            mask, as SAM 2 / transformers' SAM) or ``'original'``
+            function and parameter names in every case): ``'auto'``
+            (default: in the global-attention blocks ``'flex'`` for CUDA
+            inputs and ``'sdpa_folded'`` otherwise, decided per call; the
+            windowed blocks ``'sdpa_folded'``), ``'flex'`` (FlexAttention
+            with the relative positions as a ``score_mod``, compiled on
+            CUDA), ``'sdpa_folded'`` (``scaled_dot_product_attention`` with
+            the decomposed relative positions folded into q and k, no N x N
+            tensor), ``'sdpa_mask'`` (relative positions as an SDPA mask, as
+            SAM 2 / transformers' SAM) or ``'original'``
             (segment-anything's ``Attention``, which materialises every
             attention matrix).
         batched_decoder (bool): Decode all images of a batch in one pass of
@@ -114,7 +118,7 @@ class SAMPromptHead(BaseSAMHead):
                  pixel_std: Sequence[float] = (58.395, 57.12, 57.375),
                  threshold: float = 0.5,
                  with_cp: bool = False,
-                 attn_impl: str = 'sdpa_folded',
+                 attn_impl: str = 'auto',
                  batched_decoder: bool = True,
                  loss_decode=dict(
                      type='CrossEntropyLoss',
@@ -229,13 +233,32 @@ class SAMPromptHead(BaseSAMHead):
     def dense_pe(self, size: Tuple[int, int]) -> Tensor:
         """SAM's random-Fourier positional encoding at ``size``.
 
+        segment-anything's ``PositionEmbeddingRandom`` builds float32 grid
+        coordinates and multiplies them with its Gaussian buffer, which fails
+        once the module is cast to half precision (DeepSpeed fp16, or
+        ``model.half()``). The encoding is therefore computed by that very
+        module with a float32 view of the buffer (also more accurate: the
+        sine arguments reach about 2 pi |G|, where half precision keeps two
+        or three significant digits) and returned in the buffer's dtype.
+        Under autocast the matmul still runs in the autocast dtype, as in
+        segment-anything.
+
         Args:
             size (tuple[int, int]): (h, w) grid size.
 
         Returns:
-            Tensor: (C_p, h, w).
+            Tensor: (C_p, h, w), in the dtype of the prompt encoder's
+            buffers (float32 unless the model was cast).
         """
-        return self.prompt_encoder.pe_layer(tuple(size))
+        pe_layer = self.prompt_encoder.pe_layer
+        gaussian = pe_layer.positional_encoding_gaussian_matrix
+        if gaussian.dtype == torch.float32:
+            return pe_layer(tuple(size))
+        pe = torch.func.functional_call(
+            pe_layer,
+            {'positional_encoding_gaussian_matrix': gaussian.float()},
+            (tuple(size), ))
+        return pe.to(gaussian.dtype)
 
     def encode_image(self, inputs: Tensor) -> Tensor:
         """SAM image embeddings of RGB 0-255 images.
@@ -291,7 +314,8 @@ class SAMPromptHead(BaseSAMHead):
         ],
                            dim=1)
         dense = dense.expand(b, -1, -1, -1)
-        image_pe = self.prompt_encoder.get_dense_pe()
+        # PromptEncoder.get_dense_pe(), in the model's dtype (see dense_pe)
+        image_pe = self.dense_pe(self.image_embedding_size).unsqueeze(0)
         if self.batched_decoder:
             return batched_mask_decoder_forward(self.mask_decoder,
                                                 image_embeddings, image_pe,

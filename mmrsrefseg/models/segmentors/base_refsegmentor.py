@@ -3,12 +3,14 @@
 pretrained weights of their components."""
 from typing import Dict, List, Optional
 
+import torch
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList)
 from torch import Tensor, nn
 
-from mmrsrefseg.models.utils.finetune import apply_finetune_cfg
+from mmrsrefseg.models.utils.finetune import (apply_finetune_cfg,
+                                              frozen_dtype_of)
 
 __all__ = ['BaseRefSegmentor']
 
@@ -33,8 +35,8 @@ class BaseRefSegmentor(EncoderDecoder):
         neck (dict): Prompter config.
         decode_head (dict): Segmenter (SAM) config.
         finetune_cfg (dict, optional): The fine-tuning policy (see
-            :func:`~mmrsrefseg.models.utils.apply_finetune_cfg`). None
-            trains everything.
+            :func:`~mmrsrefseg.models.utils.apply_finetune_cfg`), including
+            ``frozen_dtype`` (see :meth:`forward`). None trains everything.
         train_cfg, test_cfg, data_preprocessor, init_cfg: As in mmseg's
             ``EncoderDecoder``.
     """
@@ -57,7 +59,29 @@ class BaseRefSegmentor(EncoderDecoder):
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         self.finetune_cfg = finetune_cfg
+        self.frozen_dtype = frozen_dtype_of(finetune_cfg)
         apply_finetune_cfg(self, finetune_cfg)
+
+    def forward(self,
+                inputs: Tensor,
+                data_samples: OptSampleList = None,
+                mode: str = 'tensor'):
+        """mmseg's forward (``'loss'``, ``'predict'``, ``'tensor'``).
+
+        With ``finetune_cfg.frozen_dtype`` (frozen linear / conv weights
+        stored in half precision) the forward runs under autocast to that
+        dtype when the inputs are float32 and no autocast is active on
+        their device (``AmpOptimWrapper`` and mmengine's ``fp16`` loops
+        enter their own; a model cast to half as a whole gets half inputs):
+        a half-precision weight cannot meet a float32 activation outside
+        autocast.
+        """
+        device_type = inputs.device.type
+        if (self.frozen_dtype is None or inputs.dtype != torch.float32
+                or torch.is_autocast_enabled(device_type)):
+            return super().forward(inputs, data_samples, mode)
+        with torch.autocast(device_type, dtype=self.frozen_dtype):
+            return super().forward(inputs, data_samples, mode)
 
     # ------------------------------------------------------ pretrained parts
     def pretrained_components(self) -> Dict[str, nn.Module]:

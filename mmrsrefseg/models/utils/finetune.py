@@ -7,15 +7,25 @@ component freezes anything by itself.
 """
 from typing import Dict, List, Optional, Sequence, Union
 
+import torch
 from mmengine.logging import print_log
 from torch import nn
 
 from mmrsrefseg.utils.lora import count_parameters, inject_lora
 
-__all__ = ['apply_finetune_cfg', 'FINETUNE_KEYS', 'LORA_KEYS']
+__all__ = [
+    'apply_finetune_cfg', 'FINETUNE_KEYS', 'LORA_KEYS', 'FROZEN_DTYPES',
+    'frozen_dtype_of'
+]
 
 #: Keys of ``finetune_cfg``.
-FINETUNE_KEYS = ('frozen', 'lora', 'unused')
+FINETUNE_KEYS = ('frozen', 'lora', 'unused', 'frozen_dtype')
+#: Values of ``finetune_cfg['frozen_dtype']``.
+FROZEN_DTYPES = dict(bfloat16=torch.bfloat16, float16=torch.float16)
+#: Modules whose frozen weights ``frozen_dtype`` stores in half precision:
+#: those autocast runs in half precision (it casts their weights at every
+#: call otherwise).
+_MATMUL_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 #: Keys of ``finetune_cfg['lora']`` and their defaults.
 LORA_KEYS = dict(
     rank=16, alpha=16, dropout=0.1, merge_in_eval=True, targets=None)
@@ -40,6 +50,50 @@ def _parameters(target: Union[nn.Module, nn.Parameter]) -> List[nn.Parameter]:
         target.parameters())
 
 
+def frozen_dtype_of(cfg: Optional[dict]) -> Optional[torch.dtype]:
+    """The ``frozen_dtype`` of a ``finetune_cfg`` as a torch dtype.
+
+    Raises:
+        ValueError: On a value other than None, ``'bfloat16'`` and
+            ``'float16'``.
+    """
+    name = (cfg or {}).get('frozen_dtype')
+    if name is None:
+        return None
+    if name not in FROZEN_DTYPES:
+        raise ValueError(f'finetune_cfg.frozen_dtype must be None or one of '
+                         f'{sorted(FROZEN_DTYPES)}, got {name!r}')
+    return FROZEN_DTYPES[name]
+
+
+def _store_frozen_in(model: nn.Module, dtype: torch.dtype) -> int:
+    """Cast the frozen weights of linear / conv layers to ``dtype``.
+
+    Only modules whose parameters all are frozen (a LoRA-adapted layer's
+    ``base_layer``, not its adapters) and only linear / convolution layers:
+    under autocast these run in half precision anyway, so storing their
+    weights rounded once gives the very values autocast would cast them to
+    at every call. Norms, embeddings, positional embeddings and scalars
+    (e.g. SigLIP's logit scale) stay float32: autocast keeps norms in
+    float32, and a half-precision embedding would make the residual stream
+    half precision.
+
+    Returns:
+        int: Number of parameters (elements) cast.
+    """
+    count = 0
+    for module in model.modules():
+        if not isinstance(module, _MATMUL_MODULES):
+            continue
+        params = list(module.parameters(recurse=False))
+        if not params or any(p.requires_grad for p in params):
+            continue
+        for p in params:
+            p.data = p.data.to(dtype)
+            count += p.numel()
+    return count
+
+
 def apply_finetune_cfg(model: nn.Module,
                        cfg: Optional[dict]) -> Dict[str, int]:
     """Apply a fine-tuning policy: what is frozen, where LoRA goes.
@@ -59,6 +113,16 @@ def apply_finetune_cfg(model: nn.Module,
        attention-pooling head); left trainable, DDP would wait for their
        gradients. The authors' code leaves them ``requires_grad=True`` and
        sets ``find_unused_parameters=True``.
+    4. ``frozen_dtype`` (None: off): the frozen weights of linear and
+       convolution layers are stored in this half-precision dtype
+       (``'bfloat16'`` or ``'float16'``); trained parameters stay float32.
+       Under autocast to the same dtype this is the same function (autocast
+       would round these weights to it at every call) with half the memory
+       for the frozen weights and no per-call weight casts. A half-precision
+       weight cannot meet a float32 activation outside autocast, so the
+       segmentor runs its forward under autocast to this dtype when no
+       autocast is active (:class:`~mmrsrefseg.models.segmentors.
+       BaseRefSegmentor`).
 
     Everything else trains.
 
@@ -68,7 +132,8 @@ def apply_finetune_cfg(model: nn.Module,
             (list[str]) and ``lora`` (dict: ``rank`` 16, ``alpha`` 16,
             ``dropout`` 0.1, ``merge_in_eval`` True (see
             :class:`~mmrsrefseg.utils.lora.MergedEvalLoRALinear`),
-            ``targets``). None trains every parameter.
+            ``targets``) and ``frozen_dtype`` (None, ``'bfloat16'`` or
+            ``'float16'``). None trains every parameter.
 
     Returns:
         dict[str, int]: LoRA-adapted module count per target path.
@@ -76,7 +141,8 @@ def apply_finetune_cfg(model: nn.Module,
     Raises:
         KeyError: On unknown keys, or a path that names no module or
             parameter (the key and the path are named).
-        ValueError: If a LoRA target spec matches no module.
+        ValueError: If a LoRA target spec matches no module, or on an
+            unknown ``frozen_dtype``.
     """
     if cfg is None:
         return {}
@@ -85,6 +151,7 @@ def apply_finetune_cfg(model: nn.Module,
     if unknown:
         raise KeyError(f'Unknown finetune_cfg keys {unknown}; expected '
                        f'{list(FINETUNE_KEYS)}')
+    frozen_dtype = frozen_dtype_of(cfg)
     adapted = {}
     lora = cfg.get('lora')
     if lora is not None:
@@ -117,6 +184,12 @@ def apply_finetune_cfg(model: nn.Module,
             for name, p in named:
                 if field == 'unused' or 'lora_' not in name:
                     p.requires_grad_(False)
+    if frozen_dtype is not None:
+        cast = _store_frozen_in(model, frozen_dtype)
+        print_log(
+            f'{cast / 1e6:.2f} M frozen linear / conv parameters stored in '
+            f'{frozen_dtype}',
+            logger='current')
     total, trainable = count_parameters(model)
     print_log(
         f'{type(model).__name__}: {total / 1e6:.2f} M parameters, '

@@ -15,7 +15,7 @@ parameter names ``qkv``, ``proj``, ``rel_pos_h``, ``rel_pos_w``, so official
 
 The decomposed relative positions of MViTv2 add, for query token ``i = (y, x)``
 and key token ``j = (y', x')``, ``rel_h[i, y'] + rel_w[i, x']`` to the logit
-``scale * q_i . k_j``. Two ways to give them to SDPA:
+``scale * q_i . k_j``. Three ways to compute the attention with them:
 
 * ``'sdpa_mask'``: an additive ``attn_mask`` of shape ``(B, heads, N, N)``.
   The bias is materialised, and because it needs a gradient (it depends on
@@ -33,20 +33,46 @@ and key token ``j = (y', x')``, ``rel_h[i, y'] + rel_w[i, x']`` to the logit
   PyTorch's fused (flash) kernels need equal query/key/value head dims, so
   ``v`` is zero-padded to that dim (and all three to a multiple of 8) and the
   padding is sliced off the output; the zero columns do not change the
-  result.
+  result. The head dim grows from ``d`` to ``d + H + W`` (64 -> 192 in
+  SAM ViT-B's global blocks): three times the attention work.
+* ``'flex'`` (no ``N x N`` tensor, no padded head dim):
+  :func:`torch.nn.attention.flex_attention` with a ``score_mod`` that adds
+  ``rel_h[b, head, i, j // W] + rel_w[b, head, i, j % W]`` to each scaled
+  logit. On CUDA the function holding it is ``torch.compile``-d once, so
+  that PyTorch generates one fused (flash-style) kernel for the forward and
+  one for the backward, gradients of ``rel_h`` / ``rel_w`` included. On CPU
+  FlexAttention runs its unfused reference (it materialises the scores)
+  and PyTorch (2.13) refuses its backward there ("FlexAttention does not
+  support backward on CPU").
+* ``'auto'`` (the default of ``SAMPromptHead``): ``'flex'`` for CUDA
+  inputs, ``'sdpa_folded'`` otherwise, decided at each call from the input's
+  device (so a model built on the CPU and moved to a GPU switches).
+  :func:`replace_sam_attention` gives ``'auto'`` to the global-attention
+  blocks only (the whole token grid, where the padding triples the work)
+  and ``'sdpa_folded'`` to the windowed ones.
+  ``'sdpa_folded'`` is what was measured best on CPU for RSRefSeg-b (the
+  fastest inference and the least memory; ``'sdpa_mask'`` trains a global
+  block faster but keeps 0.7 GiB more per block, see the README); the CUDA
+  choice follows from the padded head dim above and is not yet measured.
 """
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.attention.flex_attention import flex_attention
 
 from mmrsrefseg.utils.sam_import import import_segment_anything
 
-__all__ = ['SAMSDPAAttention', 'replace_sam_attention', 'SAM_ATTENTION_IMPLS']
+__all__ = [
+    'SAMSDPAAttention', 'replace_sam_attention', 'SAM_ATTENTION_IMPLS',
+    'flex_rel_pos_attention'
+]
 
-SAM_ATTENTION_IMPLS = ('sdpa_folded', 'sdpa_mask', 'original')
+SAM_ATTENTION_IMPLS = ('auto', 'flex', 'sdpa_folded', 'sdpa_mask', 'original')
+#: Implementations of :class:`SAMSDPAAttention` itself.
+_MODULE_IMPLS = ('auto', 'flex', 'sdpa_folded', 'sdpa_mask')
 
 _SAM_GET_REL_POS = None
 
@@ -70,6 +96,48 @@ def _get_rel_pos(q_size: int, k_size: int, rel_pos: Tensor) -> Tensor:
     return _sam_get_rel_pos()(q_size, k_size, rel_pos)
 
 
+def flex_rel_pos_attention(q: Tensor, k: Tensor, v: Tensor, rel_h: Tensor,
+                           rel_w: Tensor, scale: float) -> Tensor:
+    """Attention with decomposed relative positions through FlexAttention.
+
+    ``softmax(scale * q k^T + rel_h[.., i, row(j)] + rel_w[.., i, col(j)]) v``
+    with ``row(j) = j // W`` and ``col(j) = j % W`` for key token ``j`` of a
+    row-major ``H x W`` grid; the ``N x N`` bias is never formed.
+
+    Args:
+        q, k, v (Tensor): (B, heads, N, d), N = H * W, one dtype.
+        rel_h (Tensor): (B, heads, N, H) logits over key rows.
+        rel_w (Tensor): (B, heads, N, W) logits over key columns.
+        scale (float): Logit scale of ``q k^T``.
+
+    Returns:
+        Tensor: (B, heads, N, d).
+    """
+    w = rel_w.shape[-1]
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return (score + rel_h[b, h, q_idx, kv_idx // w] +
+                rel_w[b, h, q_idx, kv_idx % w])
+
+    return flex_attention(q, k, v, score_mod=score_mod, scale=scale)
+
+
+_COMPILED_FLEX = None
+
+
+def _compiled_flex_rel_pos_attention() -> Callable:
+    """:func:`flex_rel_pos_attention` compiled once (fused CUDA kernels).
+
+    Uncompiled, FlexAttention materialises the scores; compiled, it is one
+    generated kernel per pass. Shapes are static (a new token grid or batch
+    compiles once more).
+    """
+    global _COMPILED_FLEX
+    if _COMPILED_FLEX is None:
+        _COMPILED_FLEX = torch.compile(flex_rel_pos_attention, dynamic=False)
+    return _COMPILED_FLEX
+
+
 class SAMSDPAAttention(nn.Module):
     """Multi-head attention with decomposed relative positions, via SDPA.
 
@@ -89,7 +157,9 @@ class SAMSDPAAttention(nn.Module):
         input_size (tuple[int, int], optional): Token grid (H, W) the
             relative positions are sized for (``2 * H - 1`` rows); required
             when ``use_rel_pos``.
-        impl (str): ``'sdpa_folded'`` (default) or ``'sdpa_mask'``.
+        impl (str): ``'sdpa_folded'`` (default), ``'sdpa_mask'``,
+            ``'flex'`` or ``'auto'`` (``'flex'`` on CUDA, ``'sdpa_folded'``
+            elsewhere, per call).
 
     Raises:
         ValueError: On an unknown ``impl``, ``dim`` not divisible by
@@ -127,15 +197,29 @@ class SAMSDPAAttention(nn.Module):
 
     @property
     def impl(self) -> str:
-        """str: ``'sdpa_folded'`` or ``'sdpa_mask'``."""
+        """str: One of ``'auto'``, ``'flex'``, ``'sdpa_folded'``,
+        ``'sdpa_mask'``."""
         return self._impl
 
     @impl.setter
     def impl(self, value: str):
-        if value not in ('sdpa_folded', 'sdpa_mask'):
-            raise ValueError(f"SAMSDPAAttention impl must be 'sdpa_folded' "
-                             f"or 'sdpa_mask', got {value!r}")
+        if value not in _MODULE_IMPLS:
+            raise ValueError(f'SAMSDPAAttention impl must be one of '
+                             f'{_MODULE_IMPLS}, got {value!r}')
         self._impl = value
+
+    def impl_for(self, x: Tensor) -> str:
+        """The implementation a call on ``x`` runs (``'auto'`` resolved).
+
+        Args:
+            x (Tensor): The block's input tokens.
+
+        Returns:
+            str: ``'flex'``, ``'sdpa_folded'`` or ``'sdpa_mask'``.
+        """
+        if self.impl != 'auto':
+            return self.impl
+        return 'flex' if x.is_cuda else 'sdpa_folded'
 
     @classmethod
     def from_attention(cls,
@@ -183,8 +267,11 @@ class SAMSDPAAttention(nn.Module):
             rows and ``rel_w`` (B, heads, H, W, W) over key columns.
         """
         h, w = hw
-        rh = _get_rel_pos(h, h, self.rel_pos_h)  # (H, H, d)
-        rw = _get_rel_pos(w, w, self.rel_pos_w)  # (W, W, d)
+        # in q's dtype: what autocast gives einsum's matmul anyway, spelt out
+        # for the dispatch modes that see einsum decomposed (FlopCounterMode
+        # under CPU autocast met a float32 rel_pos and a bf16 q there)
+        rh = _get_rel_pos(h, h, self.rel_pos_h).to(q.dtype)  # (H, H, d)
+        rw = _get_rel_pos(w, w, self.rel_pos_w).to(q.dtype)  # (W, W, d)
         r_q = q.unflatten(2, (h, w))  # (B, heads, H, W, d)
         rel_h = torch.einsum('bnhwc,hkc->bnhwk', r_q, rh)
         rel_w = torch.einsum('bnhwc,wkc->bnhwk', r_q, rw)
@@ -207,9 +294,18 @@ class SAMSDPAAttention(nn.Module):
                                   -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         d = v.shape[-1]
+        impl = self.impl_for(x)
         if not self.use_rel_pos:
             out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
-        elif self.impl == 'sdpa_mask':
+        elif impl == 'flex':
+            rel_h, rel_w = self._rel_terms(q, (h, w))
+            attend = (
+                _compiled_flex_rel_pos_attention()
+                if x.is_cuda else flex_rel_pos_attention)
+            out = attend(q, k, v,
+                         rel_h.flatten(2, 3).to(q.dtype),
+                         rel_w.flatten(2, 3).to(q.dtype), self.scale)
+        elif impl == 'sdpa_mask':
             rel_h, rel_w = self._rel_terms(q, (h, w))
             bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(
                 b, self.num_heads, n, n)
@@ -261,9 +357,13 @@ def replace_sam_attention(image_encoder: nn.Module,
     Args:
         image_encoder (nn.Module): A segment-anything ``ImageEncoderViT``
             (anything with ``blocks``, each with an ``attn``).
-        impl (str): ``'sdpa_folded'`` (no N x N tensor), ``'sdpa_mask'``
-            (relative positions as an additive SDPA mask) or ``'original'``
-            (back to segment-anything's ``Attention``).
+        impl (str): ``'auto'`` (global-attention blocks: ``'flex'`` on
+            CUDA, ``'sdpa_folded'`` elsewhere, decided per call; windowed
+            blocks: ``'sdpa_folded'``), ``'flex'`` (FlexAttention, no N x N
+            tensor, no padded head dim), ``'sdpa_folded'`` (no N x N
+            tensor), ``'sdpa_mask'`` (relative positions as an additive SDPA
+            mask) or ``'original'`` (back to segment-anything's
+            ``Attention``).
 
     Returns:
         int: Number of attention modules replaced.
@@ -284,6 +384,12 @@ def replace_sam_attention(image_encoder: nn.Module,
     original_cls = modeling.image_encoder.Attention
     for blk in blocks:
         old = blk.attn
+        block_impl = impl
+        if impl == 'auto' and getattr(blk, 'window_size', 0) > 0:
+            # 14 x 14 windows: the folded head dim is 64 + 28 (padded to
+            # 96), and one compiled FlexAttention graph less per batch
+            # shape and grad mode (dynamo recompiles per shape)
+            block_impl = 'sdpa_folded'
         if not isinstance(old, (original_cls, SAMSDPAAttention)):
             raise TypeError(f'block.attn is a {type(old).__name__}, expected '
                             'segment-anything Attention or SAMSDPAAttention')
@@ -300,6 +406,6 @@ def replace_sam_attention(image_encoder: nn.Module,
                 new.rel_pos_w = old.rel_pos_w
             new.train(old.training)
         else:
-            new = SAMSDPAAttention.from_attention(old, impl)
+            new = SAMSDPAAttention.from_attention(old, block_impl)
         blk.attn = new
     return len(blocks)
