@@ -254,21 +254,21 @@ def _save(tmp_path, name, model_state):
     'change,match',
     [
         (lambda s: s.pop('image_encoder.trunk.blocks.0.attn.qkv.weight'),
-         r'missing 1 key: image_encoder\.trunk\.blocks\.0\.attn\.qkv\.weight'),
-        (lambda s: s.pop('no_mem_embed'), r'missing 1 key: no_mem_embed'),
+         r'missing keys \(1\): image_encoder\.trunk\.blocks\.0\.attn\.qkv'),
+        (lambda s: s.pop('no_mem_embed'), r'missing keys \(1\): no_mem_embed'),
         # a memory key is as required as an encoder key
         (lambda s: s.pop('memory_attention.norm.weight'),
-         r'missing 1 key: memory_attention\.norm\.weight'),
+         r'missing keys \(1\): memory_attention\.norm\.weight'),
         (lambda s: s.update({'image_encoder.extra': torch.zeros(1)}),
-         r'unexpected 1 key: image_encoder\.extra'),
+         r'unexpected keys \(1\): image_encoder\.extra'),
         (lambda s: s.update({'extra_module.weight': torch.zeros(1)}),
-         r'unexpected 1 key: extra_module\.weight'),
+         r'unexpected keys \(1\): extra_module\.weight'),
         (lambda s: s.update(
             {'sam_mask_decoder.iou_token.weight': torch.zeros(1, 8)}),
-         r'mis-shaped 1 key: sam_mask_decoder\.iou_token\.weight '
+         r'mis-shaped keys \(1\): sam_mask_decoder\.iou_token\.weight '
          r'\(checkpoint \(1, 8\), model \(1, 32\)\)'),
         (lambda s: s.update({'maskmem_tpos_enc': torch.zeros(1)}),
-         r'mis-shaped 1 key: maskmem_tpos_enc'),
+         r'mis-shaped keys \(1\): maskmem_tpos_enc'),
     ])
 def test_official_file_errors(sam2_file, tmp_path, change, match):
     path, _ = sam2_file
@@ -374,7 +374,7 @@ def test_hf_directory_errors(hf_dir, tmp_path):
     save_file(weights, f'{missing}/model.safetensors', {'format': 'pt'})
     with pytest.raises(
             StateDictError,
-            match='missing 1 key: mask_decoder.conv_s0.weight'):
+            match='missing keys \\(1\\): mask_decoder.conv_s0.weight'):
         tiny_head(checkpoint=missing).init_weights()
     # a config.json that is not JSON, or not a SAM 2's
     bad = str(tmp_path / 'bad')
