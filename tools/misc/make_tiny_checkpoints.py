@@ -19,20 +19,18 @@ For RSRefSeg 2 the module also writes (functions, used by the tests): a
 real-format SigLIP2 (Gemma) tokenizer (:func:`build_gemma_tokenizer`), a
 SigLIP2 ``save_pretrained`` directory (:func:`save_siglip2`), an official
 ``sam2.1_hiera_*.pt`` file (:func:`save_sam2`) and an HF SAM 2.1 directory
-(:func:`save_hf_sam2`).
+(:func:`save_hf_sam2`). Run on an RSRefSeg 2 config (a ``SAM2PromptHead``,
+e.g. ``configs/rsrefseg2_tiny_synthetic.py``), the script writes the
+SigLIP2 directory and the official SAM 2.1 file.
 
 The paths written are the config's ``model.backbone.pretrained`` and
 ``model.decode_head.checkpoint``, so the config then loads them through the
-same ``init_weights`` path as real checkpoints. An RSRefSeg 2 config (a
-``SAM2PromptHead``) gets the SigLIP2 directory and the official SAM 2.1
-file.
+same ``init_weights`` path as real checkpoints.
 
-Examples::
+Example::
 
     python tools/misc/make_tiny_checkpoints.py \
         configs/rsrefseg_tiny_synthetic.py
-    python tools/misc/make_tiny_checkpoints.py \
-        configs/rsrefseg2_tiny_synthetic.py
 """
 import argparse
 import gzip
@@ -518,6 +516,27 @@ def save_siglip2_backbone(backbone_cfg: dict, seed: int):
     return model
 
 
+def write_rsrefseg2(backbone_cfg: dict, head_cfg: dict, seed: int,
+                    force: bool):
+    """Write the SigLIP2 directory and SAM 2.1 file an RSRefSeg 2 config
+    names (``pretrained``, ``checkpoint``), keeping existing ones unless
+    ``force``; SAM 2.1 takes ``seed + 1``."""
+    from mmrsrefseg.utils.sam2_import import sam2_model_cfg
+    out_dir, sam_file = backbone_cfg['pretrained'], head_cfg['checkpoint']
+    if force or not osp.exists(osp.join(out_dir, 'config.json')):
+        save_siglip2_backbone(backbone_cfg, seed)
+        print(f'wrote SigLIP2 checkpoint + Gemma tokenizer to {out_dir}')
+    else:
+        print(f'kept existing {out_dir}')
+    if force or not osp.exists(sam_file):
+        sam2_cfg = head_cfg.get('sam2_cfg') or sam2_model_cfg(
+            head_cfg['preset'])
+        save_sam2(sam2_cfg, sam_file, seed + 1)
+        print(f'wrote SAM 2.1 checkpoint to {sam_file}')
+    else:
+        print(f'kept existing {sam_file}')
+
+
 def parse_args():
     parser = argparse.ArgumentParser(
         description='Write tiny random CLIP (HF save_pretrained, real CLIP '
@@ -551,28 +570,19 @@ def main():
     if not clip_dir or not sam_file:
         raise ValueError(f'{args.config} must set model.backbone.pretrained '
                          'and model.decode_head.checkpoint')
-    # RSRefSeg 2 (a SAM 2.1 head): SigLIP2 directory with the Gemma
-    # tokenizer and an official sam2.1_hiera_*.pt file
-    rsrefseg2 = head.type == 'SAM2PromptHead'
+    if head.type == 'SAM2PromptHead':  # RSRefSeg 2
+        write_rsrefseg2(backbone.to_dict(), head.to_dict(), args.seed,
+                        args.force)
+        return
     if args.force or not osp.exists(osp.join(clip_dir, 'config.json')):
-        if rsrefseg2:
-            save_siglip2_backbone(backbone.to_dict(), args.seed)
-        else:
-            save_clip(backbone.to_dict(), clip_dir, args.seed)
+        save_clip(backbone.to_dict(), clip_dir, args.seed)
         print(f'wrote {backbone.model_type} checkpoint + tokenizer to '
               f'{clip_dir}')
     else:
         print(f'kept existing {clip_dir}')
     if args.force or not osp.exists(sam_file):
-        if rsrefseg2:
-            from mmrsrefseg.utils.sam2_import import sam2_model_cfg
-            sam2_cfg = head.to_dict().get('sam2_cfg') or sam2_model_cfg(
-                head.preset)
-            save_sam2(sam2_cfg, sam_file, args.seed + 1)
-        else:
-            save_sam(head.to_dict(), sam_file, args.seed + 1)
-        print(f'wrote {"SAM 2.1" if rsrefseg2 else "SAM"} checkpoint to '
-              f'{sam_file}')
+        save_sam(head.to_dict(), sam_file, args.seed + 1)
+        print(f'wrote SAM checkpoint to {sam_file}')
     else:
         print(f'kept existing {sam_file}')
 
