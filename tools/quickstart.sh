@@ -2,19 +2,28 @@
 # The main job on the embedded default, on any machine (CPU is enough):
 #   1. install what is missing (tools/install.sh),
 #   2. write the synthetic RRSIS-D (native layout) and tiny checkpoints, and
-#      pretrain the tiny CLIP for image-text alignment on the train split
-#      (the role of CLIP's own pretraining; see tools/misc/pretrain_tiny_clip.py),
-#   3. train RSRefSeg with 2 processes: tools/dist_train.sh CONFIG 2,
+#      pretrain the tiny CLIP / SigLIP for image-text alignment on the train
+#      split (the role of its own pretraining; see
+#      tools/misc/pretrain_tiny_clip.py),
+#   3. train the model with 2 processes: tools/dist_train.sh CONFIG 2,
 #   4. test the best checkpoint on the synthetic test split and on the
 #      control split (each expression swapped for another object's), and
 #      print both results.
-# Environment: GPUS (default 2), WORK_DIR, DATA_ROOT.
+# Environment: MODEL (rsrefseg, the default: RSRefSeg with a tiny CLIP + SAM;
+# rsrefseg2: RSRefSeg 2 with a tiny SigLIP + SAM 2.1), GPUS (default 2),
+# WORK_DIR, DATA_ROOT.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-CONFIG=configs/rsrefseg_tiny_synthetic.py
+MODEL=${MODEL:-rsrefseg}
+case "$MODEL" in
+  rsrefseg) TITLE=RSRefSeg-tiny ;;
+  rsrefseg2) TITLE='RSRefSeg 2-tiny' ;;
+  *) echo "MODEL must be rsrefseg or rsrefseg2, got '$MODEL'" >&2; exit 2 ;;
+esac
+CONFIG=configs/${MODEL}_tiny_synthetic.py
 GPUS=${GPUS:-2}
-WORK_DIR=${WORK_DIR:-work_dirs/rsrefseg_tiny_synthetic}
+WORK_DIR=${WORK_DIR:-work_dirs/${MODEL}_tiny_synthetic}
 DATA_ROOT=${DATA_ROOT:-data/synthetic_rrsisd}
 
 bash tools/install.sh
@@ -39,13 +48,13 @@ for SPLIT in test control; do
     test_dataloader.dataset.split="$SPLIT"
 done
 
-"$PY" - "$WORK_DIR" <<'PYEOF'
+"$PY" - "$WORK_DIR" "$TITLE" <<'PYEOF'
 import json, sys
-work_dir = sys.argv[1]
+work_dir, title = sys.argv[1:3]
 rows = {s: json.load(open(f'{work_dir}/results_{s}.json'))['summary']
         for s in ('test', 'control')}
 keys = ['oIoU', 'mIoU', 'Pr@0.5', 'Pr@0.7', 'Pr@0.9', 'num_samples']
-print('\nRSRefSeg-tiny on the synthetic RRSIS-D (original resolution)')
+print(f'\n{title} on the synthetic RRSIS-D (original resolution)')
 print(f"{'split':<10}" + ''.join(f'{k:>12}' for k in keys))
 for split, summary in rows.items():
     print(f'{split:<10}' + ''.join(f'{summary[k]:>12}' for k in keys))

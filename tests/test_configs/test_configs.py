@@ -158,3 +158,73 @@ def test_recipe_is_the_authors(name):
     expected_sam = {'vitb': 'vit_b', 'vitl': 'vit_l', 'vith': 'vit_h'}
     sam = name.split('sam-')[1][:4]
     assert model.decode_head.sam_type == expected_sam[sam]
+
+
+def test_tiny_rsrefseg2_config_builds_and_trains_one_step(
+        tmp_path, tiny_tools):
+    """The quick start's RSRefSeg 2 loads its real-format tiny files and
+    trains: SigLIP frozen + LoRA, prompter and SAM 2.1 trained fully."""
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'rsrefseg2_tiny_synthetic.py'))
+    model_cfg = cfg.model
+    assert model_cfg.backbone.pretrained == 'checkpoints/tiny/siglip2-tiny'
+    assert model_cfg.decode_head.checkpoint.startswith('checkpoints/tiny/')
+    assert model_cfg.neck.text_padding == 'per_sample'
+    model_cfg.backbone.pretrained = str(tmp_path / 'siglip2')
+    model_cfg.decode_head.checkpoint = str(tmp_path / 'sam2.1.pt')
+    tiny_tools.save_siglip2_backbone(model_cfg.backbone.to_dict(), seed=0)
+    tiny_tools.save_sam2(model_cfg.decode_head.sam2_cfg.to_dict(),
+                         model_cfg.decode_head.checkpoint, 1)
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    model.init_weights()  # strict: the files are this architecture
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    backbone = {n for n in trainable if n.startswith('backbone.')}
+    assert backbone and all(
+        'lora_' in n or n.endswith('logit_scale') or n.endswith('logit_bias')
+        for n in backbone)
+    for prefix in ('neck.', 'decode_head.image_encoder.',
+                   'decode_head.sam_mask_decoder.transformer.'):
+        params = [
+            n for n, _ in model.named_parameters() if n.startswith(prefix)
+        ]
+        assert params and set(params) <= trainable, prefix
+    assert not any('iou_prediction_head' in n for n in trainable)
+    texts = ['The largest yellow storage tank on the left', 'a red ship']
+    samples = []
+    for text in texts:
+        sample = SegDataSample(
+            metainfo=dict(
+                text=text,
+                img_shape=(256, 256),
+                pad_shape=(256, 256),
+                ori_shape=(256, 256)))
+        gt = torch.zeros(1, 256, 256, dtype=torch.long)
+        gt[:, 60:120, 100:180] = 1
+        sample.gt_sem_seg = PixelData(data=gt)
+        samples.append(sample)
+    inputs = torch.randint(0, 256, (2, 3, 256, 256)).float()
+    params = [p for p in model.parameters() if p.requires_grad]
+    lora_b = [
+        p for n, p in model.named_parameters()
+        if 'lora_B' in n and p.requires_grad
+    ]
+    assert lora_b and all(p.abs().sum() == 0 for p in lora_b)  # peft init
+    optim = torch.optim.AdamW(params, lr=1e-3)
+    losses = model(inputs, samples, mode='loss')
+    assert set(losses) == {
+        'decode.loss_bce', 'decode.loss_dice', 'decode.acc_seg',
+        'loss_query_decorrelation', 'loss_info_nce'
+    }
+    loss = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None for p in params)
+    optim.step()
+    # every adapter of the frozen SigLIP received a gradient
+    assert all(p.abs().sum() > 0 for p in lora_b)
+    model.eval()
+    with torch.no_grad():
+        pred = model(inputs, samples, mode='predict')
+    assert pred[0].pred_sem_seg.data.shape == (1, 256, 256)

@@ -3,12 +3,15 @@
 
 Covers: a two-process ``tools/dist_train.sh`` smoke run (gloo on CPU), killing
 a run mid-training and resuming it, training and testing through stock mmseg's
-own ``tools/train.py`` / ``tools/test.py`` (only ``custom_imports``), and
-``tools/test.py`` on the real RRSIS-D sample.
+own ``tools/train.py`` / ``tools/test.py`` (only ``custom_imports``),
+``tools/test.py`` on the real RRSIS-D sample, and RSRefSeg 2's quick start
+(train / val / test and control through ``tools/dist_train.sh`` and
+``tools/dist_test.sh``, two processes).
 """
 import json
 import os
 import os.path as osp
+import pickle
 import signal
 import subprocess
 import sys
@@ -21,6 +24,7 @@ import mmrsrefseg  # noqa: F401  (allow-lists mmengine checkpoint classes)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'rsrefseg_tiny_synthetic.py')
+CONFIG2 = osp.join(REPO, 'configs', 'rsrefseg2_tiny_synthetic.py')
 PY = sys.executable
 
 
@@ -38,10 +42,9 @@ def run(cmd, cwd=REPO, env=None, timeout=600):
     return proc.stdout
 
 
-@pytest.fixture(scope='module')
-def job(tmp_path_factory):
-    """Synthetic RRSIS-D, tiny checkpoints and the overriding cfg options."""
-    root = tmp_path_factory.mktemp('main_job')
+def prepare_job(root, config):
+    """Synthetic RRSIS-D, tiny checkpoints of ``config`` and the overriding
+    cfg options, under ``root``."""
     data = root / 'data'
     run([
         PY,
@@ -56,7 +59,7 @@ def job(tmp_path_factory):
     ]
     run([
         PY,
-        osp.join(REPO, 'tools/misc/make_tiny_checkpoints.py'), CONFIG,
+        osp.join(REPO, 'tools/misc/make_tiny_checkpoints.py'), config,
         '--cfg-options'
     ] + weights)
     options = weights + [
@@ -73,6 +76,18 @@ def job(tmp_path_factory):
         'test_dataloader.persistent_workers=False'
     ]
     return dict(root=root, data=data, options=options)
+
+
+@pytest.fixture(scope='module')
+def job(tmp_path_factory):
+    """RSRefSeg: synthetic RRSIS-D, tiny checkpoints, cfg options."""
+    return prepare_job(tmp_path_factory.mktemp('main_job'), CONFIG)
+
+
+@pytest.fixture(scope='module')
+def job2(tmp_path_factory):
+    """RSRefSeg 2: synthetic RRSIS-D, tiny checkpoints, cfg options."""
+    return prepare_job(tmp_path_factory.mktemp('main_job2'), CONFIG2)
 
 
 def schedule(max_iters, interval):
@@ -206,3 +221,40 @@ def test_tools_test_on_real_sample(job, rrsisd_sample, tmp_path):
         f for _, _, fs in os.walk(show_dir) for f in fs if f.endswith('.png')
     ]
     assert len(pictures) == 1
+
+
+def test_rsrefseg2_dist_train_val_test(job2):
+    """RSRefSeg 2's quick start: train + validate with two processes, then
+    test on the test and control splits, through the dist scripts."""
+    work = job2['root'] / 'dist'
+    out = run(
+        [
+            'bash', 'tools/dist_train.sh', CONFIG2, '2', '--work-dir',
+            str(work), '--cfg-options'
+        ] + job2['options'] + schedule(4, 2),
+        env=dict(PORT='29551'))
+    assert 'distributed run on CPU with gloo, rank 0 of 2' in out
+    assert 'Iter(train) [4/4]' in out
+    assert 'loss_info_nce' in out and 'loss_query_decorrelation' in out
+    assert out.count('Iter(val)') >= 2 and 'Pr@0.9' in out
+    best = [f for f in os.listdir(work) if f.startswith('best_mIoU')]
+    assert len(best) == 1
+    with open(job2['data'] / 'rrsisd' / 'refs(unc).p', 'rb') as f:
+        refs = pickle.load(f)
+    for split in ('test', 'control'):
+        result = job2['root'] / f'results_{split}.json'
+        out = run(
+            [
+                'bash', 'tools/dist_test.sh', CONFIG2,
+                str(work / best[0]), '2', '--work-dir',
+                str(job2['root'] / f'test_{split}'), '--out',
+                str(result), '--cfg-options'
+            ] + job2['options'] + [f'test_dataloader.dataset.split={split}'],
+            env=dict(PORT='29553'))
+        assert 'oIoU' in out and 'mIoU' in out
+        summary = json.loads(result.read_text())
+        assert summary['split'] == split
+        # every ref of the split once, gathered from both processes
+        expected = sorted(r['ref_id'] for r in refs if r['split'] == split)
+        assert sorted(s['ref_id'] for s in summary['samples']) == expected
+        assert summary['summary']['num_samples'] == len(expected)

@@ -167,3 +167,40 @@ def test_hf_config_of_real_presets(preset, stages, tiny_tools):
         from transformers import Sam2HieraDetConfig
         default = Sam2HieraDetConfig().to_dict()
         assert {k: backbone.to_dict()[k] for k in default} == default
+
+
+def test_gemma_tokenizer_covers_the_synthetic_expressions(gemma_tokenizer_dir):
+    """Every word of every synthetic RRSIS-D expression is one token.
+
+    All expressions ``make_synthetic_rrsisd.py`` can write (article, size
+    word, colour, category, position), tokenised as the tiny RSRefSeg 2
+    reads them: one piece per word plus ``<eos>``, no ``<unk>`` and no
+    byte-fallback pieces.
+    """
+    import importlib.util
+    import itertools
+
+    from transformers import AutoTokenizer
+    path = osp.join(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
+        'dataset_converters', 'make_synthetic_rrsisd.py')
+    spec = importlib.util.spec_from_file_location('make_synthetic', path)
+    synth = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(synth)
+    tok = AutoTokenizer.from_pretrained(gemma_tokenizer_dir)
+    sizes = (None, 'larger', 'smaller', 'largest', 'smallest')
+    texts = {
+        synth.phrase(
+            dict(category=cat, colour=colour, size=size, position=pos),
+            article)
+        for article, cat, colour, size, pos in itertools.product(
+            set(synth.ARTICLES), synth.SHAPES, (None, *synth.COLOURS), sizes, (
+                None, *synth.POSITIONS))
+    }
+    # superlatives take "the": "A largest" is "The largest"
+    assert len(texts) == 4 * 6 * 6 * 5 * 5 - 2 * 6 * 6 * 2 * 5
+    for text in sorted(texts):
+        pieces = tok.convert_ids_to_tokens(tok(text)['input_ids'])
+        assert len(pieces) == len(text.split()) + 1, (text, pieces)
+        assert pieces[-1] == '<eos>' and '<unk>' not in pieces, pieces
+        assert not any(p.startswith('<0x') for p in pieces), (text, pieces)

@@ -19,7 +19,9 @@ For RSRefSeg 2 the module also writes (functions, used by the tests): a
 real-format SigLIP2 (Gemma) tokenizer (:func:`build_gemma_tokenizer`), a
 SigLIP2 ``save_pretrained`` directory (:func:`save_siglip2`), an official
 ``sam2.1_hiera_*.pt`` file (:func:`save_sam2`) and an HF SAM 2.1 directory
-(:func:`save_hf_sam2`).
+(:func:`save_hf_sam2`). Run on an RSRefSeg 2 config (a ``SAM2PromptHead``,
+e.g. ``configs/rsrefseg2_tiny_synthetic.py``), the script writes the
+SigLIP2 directory and the official SAM 2.1 file.
 
 The paths written are the config's ``model.backbone.pretrained`` and
 ``model.decode_head.checkpoint``, so the config then loads them through the
@@ -117,21 +119,29 @@ def build_clip_tokenizer(out_dir: str, model_max_length: int = 77):
 
 
 def _expression_corpus():
-    """Referring expressions in RRSIS-D's style (SentencePiece training)."""
+    """Referring expressions in RRSIS-D's style (SentencePiece training).
+
+    Their words cover those of the synthetic RRSIS-D
+    (``tools/dataset_converters/make_synthetic_rrsisd.py``), so that each
+    word of its expressions is one token, as in a real tokenizer.
+    """
     import itertools
     objects = ('airplane', 'airport', 'baseball field', 'basketball court',
                'bridge', 'chimney', 'dam', 'expressway service area',
                'expressway toll station', 'golf field', 'ground track field',
                'harbor', 'overpass', 'ship', 'stadium', 'storage tank',
                'tennis court', 'train station', 'vehicle', 'windmill')
-    colours = ('', 'white ', 'gray ', 'red ', 'blue ', 'green ', 'dark ')
-    sizes = ('', 'large ', 'small ', 'larger ', 'smaller ')
+    colours = ('', 'white ', 'gray ', 'red ', 'blue ', 'green ', 'yellow ',
+               'dark ')
+    sizes = ('', 'large ', 'small ', 'larger ', 'smaller ', 'largest ',
+             'smallest ')
     places = ('', ' on the left', ' on the right', ' at the top',
               ' at the bottom', ' in the middle', ' next to the road',
               ' near the water')
+    articles = ('the', 'The', 'a', 'A')
     return [
-        f'the {s}{c}{o}{p}'.strip()
-        for o, c, s, p in itertools.product(objects, colours, sizes, places)
+        f'{a} {s}{c}{o}{p}'.strip() for a, o, c, s, p in itertools.product(
+            articles, objects, colours, sizes, places)
     ]
 
 
@@ -435,6 +445,13 @@ def save_hf_sam2(model_cfg: dict, out_dir: str, seed: int):
     return model
 
 
+def drop_pretraining_record(out_dir: str):
+    """Remove the ``pretrain_tiny_clip.py`` record of fresh random weights."""
+    marker = osp.join(out_dir, 'mmrsrefseg_pretraining.json')
+    if osp.exists(marker):
+        os.remove(marker)
+
+
 def save_clip(backbone_cfg: dict, out_dir: str, seed: int):
     """Save a random CLIP/SigLIP of ``backbone_cfg['config']`` + tokenizer."""
     from transformers import CLIPConfig, CLIPModel, SiglipConfig, SiglipModel
@@ -444,10 +461,7 @@ def save_clip(backbone_cfg: dict, out_dir: str, seed: int):
     else:
         model = SiglipModel(SiglipConfig(**backbone_cfg['config']))
     model.save_pretrained(out_dir)
-    # fresh random weights: drop a pretrain_tiny_clip.py record if present
-    marker = osp.join(out_dir, 'mmrsrefseg_pretraining.json')
-    if osp.exists(marker):
-        os.remove(marker)
+    drop_pretraining_record(out_dir)
     text_cfg = model.config.text_config
     if backbone_cfg['model_type'] == 'clip':
         build_clip_tokenizer(out_dir, text_cfg.max_position_embeddings)
@@ -475,11 +489,68 @@ def save_sam(head_cfg: dict, out_file: str, seed: int):
     return sam
 
 
+def save_siglip2_backbone(backbone_cfg: dict, seed: int):
+    """Write the SigLIP2 directory of an RSRefSeg 2 backbone config.
+
+    Args:
+        backbone_cfg (dict): ``CLIPBackbone`` config with
+            ``model_type='siglip'``, ``pretrained`` (the directory written)
+            and ``config`` (``SiglipConfig`` kwargs).
+        seed (int): Random seed of the weights.
+
+    Returns:
+        SiglipModel: The model written (:func:`save_siglip2`).
+
+    Raises:
+        ValueError: If the backbone is not a SigLIP, or the config's text
+            ``vocab_size`` differs from the size of the Gemma tokenizer
+            written (the weights would not load into the config's model).
+    """
+    if backbone_cfg.get('model_type') != 'siglip':
+        raise ValueError('RSRefSeg 2 needs a SigLIP backbone '
+                         "(model_type='siglip'), got "
+                         f"{backbone_cfg.get('model_type')!r}")
+    out_dir = backbone_cfg['pretrained']
+    model = save_siglip2(backbone_cfg['config'], out_dir, seed)
+    drop_pretraining_record(out_dir)
+    want = backbone_cfg['config']['text_config'].get('vocab_size')
+    got = model.config.text_config.vocab_size
+    if want != got:
+        raise ValueError(
+            f'model.backbone.config.text_config.vocab_size is {want}, but '
+            f'the Gemma tokenizer written to {out_dir} has {got} entries: '
+            f'set vocab_size={got}')
+    return model
+
+
+def write_rsrefseg2(backbone_cfg: dict, head_cfg: dict, seed: int,
+                    force: bool):
+    """Write the SigLIP2 directory and SAM 2.1 file an RSRefSeg 2 config
+    names (``pretrained``, ``checkpoint``), keeping existing ones unless
+    ``force``; SAM 2.1 takes ``seed + 1``."""
+    from mmrsrefseg.utils.sam2_import import sam2_model_cfg
+    out_dir, sam_file = backbone_cfg['pretrained'], head_cfg['checkpoint']
+    if force or not osp.exists(osp.join(out_dir, 'config.json')):
+        save_siglip2_backbone(backbone_cfg, seed)
+        print(f'wrote SigLIP2 checkpoint + Gemma tokenizer to {out_dir}')
+    else:
+        print(f'kept existing {out_dir}')
+    if force or not osp.exists(sam_file):
+        sam2_cfg = head_cfg.get('sam2_cfg') or sam2_model_cfg(
+            head_cfg['preset'])
+        save_sam2(sam2_cfg, sam_file, seed + 1)
+        print(f'wrote SAM 2.1 checkpoint to {sam_file}')
+    else:
+        print(f'kept existing {sam_file}')
+
+
 def parse_args():
     parser = argparse.ArgumentParser(
         description='Write tiny random CLIP (HF save_pretrained, real CLIP '
         'BPE tokenizer) and SAM (official .pth keys) checkpoints for the '
-        "architecture of CONFIG, at the config's own weight paths.")
+        "architecture of CONFIG, at the config's own weight paths; for an "
+        'RSRefSeg 2 config a SigLIP2 directory (Gemma tokenizer) and an '
+        'official-format SAM 2.1 .pt file.')
     parser.add_argument('config', help='config whose model to write')
     parser.add_argument(
         '--seed', type=int, default=0, help='random seed (default 0)')
@@ -511,6 +582,10 @@ def main():
     if not clip_dir or not sam_file:
         raise ValueError(f'{args.config} must set model.backbone.pretrained '
                          'and model.decode_head.checkpoint')
+    if head.type == 'SAM2PromptHead':  # RSRefSeg 2
+        write_rsrefseg2(backbone.to_dict(), head.to_dict(), args.seed,
+                        args.force)
+        return
     if args.force or not osp.exists(osp.join(clip_dir, 'config.json')):
         with torch.device(args.device):
             save_clip(backbone.to_dict(), clip_dir, args.seed)

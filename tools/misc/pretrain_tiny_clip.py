@@ -1,36 +1,56 @@
 # Copyright (c) mmrsrefseg contributors. All rights reserved.
 """Pretrain the embedded default's tiny CLIP/SigLIP for image-text alignment.
 
-RSRefSeg filters CLIP's visual features by their cosine similarity to the
-referring expression (arXiv:2501.06809, Sec. III-B): it presupposes a CLIP
-whose patch features and text features are already aligned. Real users get
-that from SigLIP's pretraining. A randomly initialised tiny CLIP has no
-alignment, and trained end to end from scratch in the embedded default's
-budget (minutes on a CPU) it collapses to a text-blind solution: its patch
-features become near-identical (mean pairwise cosine 0.94), the global
-activation a constant, and the predicted mask independent of the
-expression (measured; see the README).
+Both models presuppose a foundation model whose patch features and text
+features are already aligned: RSRefSeg filters CLIP's visual features by
+their cosine similarity to the referring expression (arXiv:2501.06809, Sec.
+III-B); RSRefSeg 2's dense prompt is the cosine similarity of the refined
+SigLIP map with the pooled text feature, and its queries read SigLIP's text
+tokens (arXiv:2507.06231). Real users get that from CLIP's / SigLIP's
+pretraining. A randomly initialised tiny CLIP has no alignment, and trained
+end to end from scratch in the embedded default's budget (minutes on a CPU)
+it collapses to a text-blind solution: its patch features become
+near-identical (mean pairwise cosine 0.94), the global activation a
+constant, and the predicted mask independent of the expression (measured;
+see the README).
 
 This script plays the role of the foundation model's pretraining, on the
 synthetic data's *train* split only: SigLIP's pairwise sigmoid loss, applied
-densely -- every CLIP patch is a positive for the expression of the object
-that covers it (soft label: the covered fraction of the patch) and a negative
+densely -- every patch is a positive for the expression of the object that
+covers it (soft label: the covered fraction of the patch) and a negative
 otherwise:
 
     loss = BCE(s * cos(V[:, :, y, x], g) + b, area_fraction[y, x])
 
 with V the dense patch features, g the pooled expression feature, s and b
-the model's logit scale and bias. The weights are written back in place
-(``save_pretrained``), so RSRefSeg loads them through the same code path as
-real checkpoints. The validation and test splits are never seen.
+the model's logit scale and bias (CLIP has no bias: b = 0). The whole
+backbone trains, so the text tokens that RSRefSeg 2's queries read are
+shaped through the pooled feature.
 
-Example::
+The scale starts where the foundation model's own pretraining starts it:
+CLIP's 1 / 0.07 (transformers' initialisation already) and SigLIP's 10
+(``t' = log 10``, Zhai et al., "Sigmoid Loss for Language Image
+Pre-Training", arXiv:2303.15343, Sec. 3.3; transformers initialises
+SigLIP's at 1). From a scale of 1 the tiny SigLIP's text tower collapsed
+within the 600 steps: every expression embedded at cosine >= 0.99, and the
+alignment learnt marked every object whatever the expression (measured).
+The bias keeps transformers' 0 rather than SigLIP's -10, which offsets its
+one-positive-per-row imbalance; the dense loss here is class-balanced.
+
+The weights are written back in place (``save_pretrained``), so the
+segmentor loads them through the same code path as real checkpoints. The
+validation and test splits are never seen.
+
+Examples::
 
     python tools/misc/pretrain_tiny_clip.py \\
         configs/rsrefseg_tiny_synthetic.py data/synthetic_rrsisd
+    python tools/misc/pretrain_tiny_clip.py \\
+        configs/rsrefseg2_tiny_synthetic.py data/synthetic_rrsisd
 """
 import argparse
 import json
+import math
 import os.path as osp
 import time
 
@@ -45,6 +65,8 @@ from tqdm import tqdm
 from mmrsrefseg.models.necks import global_activation_logits
 
 MARKER = 'mmrsrefseg_pretraining.json'
+#: SigLIP's initial logit scale exp(t') (arXiv:2303.15343, Sec. 3.3).
+SIGLIP_INIT_SCALE = 10.
 
 
 def parse_args():
@@ -133,6 +155,10 @@ def main():
     torch.manual_seed(args.seed)
     backbone = MODELS.build(cfg.model.backbone)
     backbone.init_weights()
+    if backbone.model_type == 'siglip':  # see the module docstring
+        with torch.no_grad():
+            backbone.model.logit_scale.fill_(math.log(SIGLIP_INIT_SCALE))
+    initial_scale, _ = backbone.logit_scale_bias()
     backbone.train()
     loader = build_loader(cfg, args.data_root, backbone.image_size,
                           args.batch_size, args.seed)
@@ -167,6 +193,7 @@ def main():
         steps=args.steps,
         batch_size=args.batch_size,
         lr=args.lr,
+        initial_logit_scale=round(initial_scale.item(), 4),
         first_loss=sum(losses[:20]) / len(losses[:20]),
         last_loss=sum(losses[-20:]) / len(losses[-20:]),
         seconds=round(time.time() - start, 1))
