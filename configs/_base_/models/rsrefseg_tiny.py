@@ -7,9 +7,9 @@
 # the CLIP the image-text alignment that RSRefSeg presupposes (a dense sigmoid
 # loss on the synthetic train split, bias fixed at 0). As in the paper, the
 # CLIP is frozen and adapted with LoRA; SAM (random here) is trained fully.
-# CLIP rather than SigLIP: SigLIP pools the last of its max_length positions
-# (a padding token), and a 2-layer tower does not learn to route the sentence
-# there within minutes (all expressions embedded at cosine 0.9997).
+# An OpenAI-style CLIP (the paper configs use SigLIP) keeps the CLIP code path
+# of CLIPBackbone under test; the RSRefSeg 2 default
+# (configs/rsrefseg2_tiny_synthetic.py) uses a tiny SigLIP.
 sam_image_size = 256
 data_preprocessor = dict(
     type='SegDataPreProcessor',
