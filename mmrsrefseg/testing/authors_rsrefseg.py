@@ -55,7 +55,7 @@ SAM_MEAN, SAM_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SIGLIP_MEAN, SIGLIP_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
 
-class _Wrapper(nn.Module):
+class HFWrapper(nn.Module):
     """Holds an HF sub-model as ``.model`` (the authors' wrapper layout).
 
     The authors' wrappers also expose the HF config as ``.config``; with
@@ -76,8 +76,8 @@ class _Wrapper(nn.Module):
         return self.model(*args, **kwargs)
 
 
-def _normalize(x: Tensor, mean: Sequence[float],
-               std: Sequence[float]) -> Tensor:
+def normalize(x: Tensor, mean: Sequence[float],
+              std: Sequence[float]) -> Tensor:
     mean = x.new_tensor(mean).view(1, -1, 1, 1)
     std = x.new_tensor(std).view(1, -1, 1, 1)
     return (x - mean) / std
@@ -115,21 +115,21 @@ class AuthorsRSRefSeg(nn.Module):
         siglip = SiglipModel(siglip_config)
         self.tokenizer = tokenizer
         self.clip_image_size = int(siglip_config.vision_config.image_size)
-        self.backbone = _Wrapper(
+        self.backbone = HFWrapper(
             sam.vision_encoder,
             sam.vision_encoder.config,
             shared_image_embedding=sam.shared_image_embedding)
-        self.clip_vision_encoder = _Wrapper(siglip.vision_model,
-                                            siglip.vision_model.config)
-        self.clip_text_encoder = _Wrapper(
+        self.clip_vision_encoder = HFWrapper(siglip.vision_model,
+                                             siglip.vision_model.config)
+        self.clip_text_encoder = HFWrapper(
             siglip.text_model,
             siglip.text_model.config,
             logit_scale=siglip.logit_scale,
             logit_bias=siglip.logit_bias)
-        self.sam_prompt_encoder = _Wrapper(sam.prompt_encoder,
-                                           sam_config.prompt_encoder_config)
-        self.sam_mask_decoder = _Wrapper(sam.mask_decoder,
-                                         sam_config.mask_decoder_config)
+        self.sam_prompt_encoder = HFWrapper(sam.prompt_encoder,
+                                            sam_config.prompt_encoder_config)
+        self.sam_mask_decoder = HFWrapper(sam.mask_decoder,
+                                          sam_config.mask_decoder_config)
         self.down_spatial_times = down_spatial_times
         self.with_dense_feat = with_dense_feat
         from mmseg.models.losses import CrossEntropyLoss
@@ -182,9 +182,9 @@ class AuthorsRSRefSeg(nn.Module):
             dict: ``masks`` (B, 1, 4h, 4w) low-resolution mask logits,
             ``global_logits`` (B, h', w') Z_g.
         """
-        sam_feat = self.backbone(_normalize(inputs, SAM_MEAN,
-                                            SAM_STD))['last_hidden_state']
-        x_clip = _normalize(inputs, SIGLIP_MEAN, SIGLIP_STD)
+        sam_feat = self.backbone(normalize(inputs, SAM_MEAN,
+                                           SAM_STD))['last_hidden_state']
+        x_clip = normalize(inputs, SIGLIP_MEAN, SIGLIP_STD)
         x_clip = F.interpolate(
             x_clip,
             size=[self.clip_image_size, self.clip_image_size],
@@ -278,25 +278,10 @@ def sam_config_from_head(head: dict):
     """
     from transformers import SamConfig
 
-    from mmrsrefseg.models.heads.sam_prompt_head import SAM_PRESETS
-    enc = dict(
-        embed_dim=768,
-        depth=12,
-        num_heads=12,
-        global_attn_indexes=(2, 5, 8, 11),
-        window_size=14,
-        patch_size=16)
-    if head.get('sam_type', 'vit_b') is not None:
-        enc.update(SAM_PRESETS[head.get('sam_type', 'vit_b')])
-    enc.update(head.get('encoder_cfg') or {})
-    dec = dict(
-        transformer_depth=2,
-        mlp_dim=2048,
-        num_heads=8,
-        num_multimask_outputs=3,
-        iou_head_depth=3,
-        iou_head_hidden_dim=256)
-    dec.update(head.get('decoder_cfg') or {})
+    from mmrsrefseg.models.heads.sam_prompt_head import sam_architecture
+    enc, dec = sam_architecture(
+        head.get('sam_type', 'vit_b'), head.get('encoder_cfg'),
+        head.get('decoder_cfg'))
     size = head.get('image_size', 1024)
     prompt = head.get('prompt_channels', 256)
     return SamConfig(

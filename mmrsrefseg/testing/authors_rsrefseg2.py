@@ -77,6 +77,7 @@ from torch import Tensor, nn
 from mmrsrefseg.utils.sam2_import import build_sam2_model, sam2_model_cfg
 from .authors_cascaded_prompter import AuthorsCascadedPrompter
 from .authors_pseudo_seg_head import AuthorsPseudoSegHead
+from .authors_rsrefseg import HFWrapper, normalize
 from .rsrefseg2_configs import (rsrefseg2_model_cfg, tiny_rsrefseg2_cfg,
                                 tiny_sam2_cfg)
 
@@ -121,26 +122,6 @@ _SAM2_USED = ('no_mem_embed', 'image_encoder', 'sam_mask_decoder',
               'sam_prompt_encoder')
 
 
-def _normalize(x: Tensor, mean: Sequence[float],
-               std: Sequence[float]) -> Tensor:
-    return (x - x.new_tensor(mean).view(1, -1, 1, 1)) / x.new_tensor(std).view(
-        1, -1, 1, 1)
-
-
-class _HFWrapper(nn.Module):
-    """Their ``RefSegSiglip{Vision,Text}Model``: the HF tower as ``model``."""
-
-    def __init__(self, model: nn.Module, **extra):
-        super().__init__()
-        self.model = model
-        self.hf_config = model.config
-        for name, value in extra.items():
-            setattr(self, name, value)
-
-    def forward(self, *args, **kwargs):
-        return self.model(*args, **kwargs)
-
-
 class _AuthorsSam2(nn.Module):
     """Their ``RefSegSam`` for SAM 2: the pruned ``SAM2Base`` as ``model``."""
 
@@ -155,7 +136,7 @@ class _AuthorsSam2(nn.Module):
     def forward(self, inputs: Tensor, sparse_prompts: Tensor,
                 dense_prompts: Tensor) -> Tensor:
         sam = self.model
-        out = sam.forward_image(_normalize(inputs, SAM_MEAN, SAM_STD))
+        out = sam.forward_image(normalize(inputs, SAM_MEAN, SAM_STD))
         _, feats, _, sizes = sam._prepare_backbone_features(out)
         if sam.directly_add_no_mem_embed:
             feats[-1] = feats[-1] + sam.no_mem_embed
@@ -206,9 +187,11 @@ class AuthorsRSRefSeg2(nn.Module):
         self.clip_image_size = int(vision.image_size)
         grid = vision.image_size // vision.patch_size
         self.backbone = _AuthorsSam2(sam2_cfg)
-        self.clip_vision_encoder = _HFWrapper(siglip.vision_model)
-        self.clip_text_encoder = _HFWrapper(
+        self.clip_vision_encoder = HFWrapper(siglip.vision_model,
+                                             siglip.vision_model.config)
+        self.clip_text_encoder = HFWrapper(
             siglip.text_model,
+            siglip.text_model.config,
             logit_scale=siglip.logit_scale,
             logit_bias=siglip.logit_bias)
         self.prompter = AuthorsCascadedPrompter(
@@ -243,7 +226,7 @@ class AuthorsRSRefSeg2(nn.Module):
             :meth:`AuthorsCascadedPrompter.forward` output.
         """
         x_clip = F.interpolate(
-            _normalize(inputs, SIGLIP_MEAN, SIGLIP_STD),
+            normalize(inputs, SIGLIP_MEAN, SIGLIP_STD),
             size=[self.clip_image_size, self.clip_image_size],
             mode='bilinear',
             align_corners=False)

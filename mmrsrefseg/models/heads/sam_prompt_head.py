@@ -38,6 +38,51 @@ SAM_PRESETS = {
 }
 
 
+def sam_architecture(sam_type: Optional[str] = 'vit_b',
+                     encoder_cfg: Optional[dict] = None,
+                     decoder_cfg: Optional[dict] = None):
+    """SAM's image-encoder and mask-decoder sizes for a preset + overrides.
+
+    Args:
+        sam_type (str, optional): A :data:`SAM_PRESETS` key or None (ViT-B's
+            sizes, overridden by ``encoder_cfg``).
+        encoder_cfg (dict, optional): Overrides of ``embed_dim``, ``depth``,
+            ``num_heads``, ``global_attn_indexes``, ``window_size``,
+            ``patch_size``.
+        decoder_cfg (dict, optional): Overrides of ``transformer_depth``,
+            ``mlp_dim``, ``num_heads``, ``num_multimask_outputs``,
+            ``iou_head_depth``, ``iou_head_hidden_dim``.
+
+    Returns:
+        tuple[dict, dict]: Encoder and decoder sizes.
+
+    Raises:
+        ValueError: On an unknown ``sam_type``.
+    """
+    enc = dict(
+        depth=12,
+        embed_dim=768,
+        num_heads=12,
+        patch_size=16,
+        global_attn_indexes=(2, 5, 8, 11),
+        window_size=14)
+    if sam_type is not None:
+        if sam_type not in SAM_PRESETS:
+            raise ValueError(f'Unknown sam_type {sam_type!r}; choose from '
+                             f'{sorted(SAM_PRESETS)} or None')
+        enc.update(SAM_PRESETS[sam_type])
+    enc.update(encoder_cfg or {})
+    dec = dict(
+        transformer_depth=2,
+        mlp_dim=2048,
+        num_heads=8,
+        num_multimask_outputs=3,
+        iou_head_depth=3,
+        iou_head_hidden_dim=256)
+    dec.update(decoder_cfg or {})
+    return enc, dec
+
+
 @MODELS.register_module()
 class SAMPromptHead(BaseSAMHead):
     """SAM driven by sparse/dense prompt embeddings (RSRefSeg stages 1, 7, 8).
@@ -132,33 +177,14 @@ class SAMPromptHead(BaseSAMHead):
             loss_decode=loss_decode,
             **kwargs)
         modeling, _ = import_segment_anything()
-        enc = dict(
-            depth=12,
-            embed_dim=768,
+        enc, dec = sam_architecture(sam_type, encoder_cfg, decoder_cfg)
+        enc.update(
             img_size=image_size,
             mlp_ratio=4,
             norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=12,
-            patch_size=16,
             qkv_bias=True,
             use_rel_pos=True,
-            global_attn_indexes=(2, 5, 8, 11),
-            window_size=14,
             out_chans=prompt_channels)
-        if sam_type is not None:
-            if sam_type not in SAM_PRESETS:
-                raise ValueError(f'Unknown sam_type {sam_type!r}; choose from '
-                                 f'{sorted(SAM_PRESETS)} or None')
-            enc.update(SAM_PRESETS[sam_type])
-        enc.update(encoder_cfg or {})
-        dec = dict(
-            transformer_depth=2,
-            mlp_dim=2048,
-            num_heads=8,
-            num_multimask_outputs=3,
-            iou_head_depth=3,
-            iou_head_hidden_dim=256)
-        dec.update(decoder_cfg or {})
         self.sam_type = sam_type
         self.with_cp = with_cp
         self.image_size = image_size
