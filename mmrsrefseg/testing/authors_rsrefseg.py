@@ -83,6 +83,38 @@ def normalize(x: Tensor, mean: Sequence[float],
     return (x - mean) / std
 
 
+def siglip_inputs(inputs: Tensor, texts: List[str], size: int,
+                  tokenizer) -> tuple:
+    """The SigLIP inputs of the authors' ``extract_feat`` (both models).
+
+    Images normalised with SigLIP's statistics, then resized bilinearly
+    (no antialiasing) to ``size``; texts tokenised as a batch with
+    ``padding=True, truncation=True, max_length=128``.
+
+    Args:
+        inputs (Tensor): (B, 3, S, S) RGB in [0, 1].
+        texts (list[str]): B referring expressions.
+        size (int): SigLIP's input size.
+        tokenizer: The SigLIP tokenizer.
+
+    Returns:
+        tuple[Tensor, dict]: (B, 3, size, size) pixels, the tokenizer's
+        tensors on the images' device.
+    """
+    x_clip = F.interpolate(
+        normalize(inputs, SIGLIP_MEAN, SIGLIP_STD),
+        size=[size, size],
+        mode='bilinear',
+        align_corners=False)
+    text_dict = tokenizer(
+        texts,
+        return_tensors='pt',
+        padding=True,
+        truncation=True,
+        max_length=128)
+    return x_clip, {k: v.to(inputs.device) for k, v in text_dict.items()}
+
+
 class AuthorsRSRefSeg(nn.Module):
     """The authors' RSRefSeg forward, from transformers + peft + mmcv.
 
@@ -184,23 +216,12 @@ class AuthorsRSRefSeg(nn.Module):
         """
         sam_feat = self.backbone(normalize(inputs, SAM_MEAN,
                                            SAM_STD))['last_hidden_state']
-        x_clip = normalize(inputs, SIGLIP_MEAN, SIGLIP_STD)
-        x_clip = F.interpolate(
-            x_clip,
-            size=[self.clip_image_size, self.clip_image_size],
-            mode='bilinear',
-            align_corners=False)
+        x_clip, text_dict = siglip_inputs(inputs, texts, self.clip_image_size,
+                                          self.tokenizer)
         visual = self.clip_vision_encoder(x_clip)['last_hidden_state']
         side = int(math.sqrt(visual.shape[1]))
         visual = visual.transpose(1, 2).reshape(visual.shape[0], -1, side,
                                                 side)
-        text_dict = self.tokenizer(
-            texts,
-            return_tensors='pt',
-            padding=True,
-            truncation=True,
-            max_length=128)
-        text_dict = {k: v.to(inputs.device) for k, v in text_dict.items()}
         text_out = self.clip_text_encoder(**text_dict)
         pooled, tokens = text_out['pooler_output'], text_out[
             'last_hidden_state']

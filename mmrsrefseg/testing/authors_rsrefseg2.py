@@ -77,7 +77,7 @@ from torch import Tensor, nn
 from mmrsrefseg.utils.sam2_import import build_sam2_model, sam2_model_cfg
 from .authors_cascaded_prompter import AuthorsCascadedPrompter
 from .authors_pseudo_seg_head import AuthorsPseudoSegHead
-from .authors_rsrefseg import HFWrapper, normalize
+from .authors_rsrefseg import HFWrapper, normalize, siglip_inputs
 from .rsrefseg2_configs import (rsrefseg2_model_cfg, tiny_rsrefseg2_cfg,
                                 tiny_sam2_cfg)
 
@@ -116,7 +116,6 @@ AUTHORS_LORA_CFG = {
 }
 # RefSegSam: ImageNet statistics; the SigLIP2 image processor: 0.5.
 SAM_MEAN, SAM_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-SIGLIP_MEAN, SIGLIP_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 # The SAM2Base modules RefSegSam keeps; every other one is deleted.
 _SAM2_USED = ('no_mem_embed', 'image_encoder', 'sam_mask_decoder',
               'sam_prompt_encoder')
@@ -225,20 +224,10 @@ class AuthorsRSRefSeg2(nn.Module):
             dict: ``seg_mask`` (B, 1, S/4, S/4) mask logits, plus every
             :meth:`AuthorsCascadedPrompter.forward` output.
         """
-        x_clip = F.interpolate(
-            normalize(inputs, SIGLIP_MEAN, SIGLIP_STD),
-            size=[self.clip_image_size, self.clip_image_size],
-            mode='bilinear',
-            align_corners=False)
+        x_clip, text_dict = siglip_inputs(inputs, texts, self.clip_image_size,
+                                          self.tokenizer)
         visual = self.clip_vision_encoder(
             x_clip, interpolate_pos_encoding=False)['last_hidden_state']
-        text_dict = self.tokenizer(
-            texts,
-            return_tensors='pt',
-            padding=True,
-            truncation=True,
-            max_length=128)
-        text_dict = {k: v.to(inputs.device) for k, v in text_dict.items()}
         text = self.clip_text_encoder(**text_dict)
         sam = self.backbone.model
         results = self.prompter(
