@@ -271,11 +271,14 @@ def test_authors_paper_size_without_config(tmp_path, config):
     tool = ROOT / 'tools/model_converters/rsrefseg_authors2mmrsrefseg.py'
     if config == 'rsrefseg_vitb.py':
         # the command, and its peak memory: the model is built without
-        # weights, far below its 4 GB in fp32
-        code = ('import resource, runpy, sys; sys.argv = sys.argv[1:]; '
+        # weights, far below its 4 GB in fp32. VmHWM is the peak of this
+        # process's own address space; getrusage's ru_maxrss would carry
+        # the (large) pytest parent's peak over the fork and exec.
+        code = ('import runpy, sys; sys.argv = sys.argv[1:]; '
                 "runpy.run_path(sys.argv[0], run_name='__main__'); "
-                "print('maxrss_kb', "
-                'resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)')
+                "hwm = [ln for ln in open('/proc/self/status') "
+                "if ln.startswith('VmHWM:')][0]; "
+                "print('maxrss_kb', hwm.split()[1])")
         proc = subprocess.run(
             [sys.executable, '-c', code,
              str(tool),
