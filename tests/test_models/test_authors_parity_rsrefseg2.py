@@ -243,7 +243,7 @@ def test_released_checkpoint_converts(pair, tmp_path):
 def test_real_size_siglip2_so400m_sam21_hiera_l(gemma_tokenizer_dir):
     """RSRefSeg 2 at its real size (SigLIP2 so400m-patch16-512, SAM 2.1
     Hiera-L, 1024x1024): a mixed-length batch of 2 against the authors'
-    per-sample output. About 20 GB of memory and several minutes on 2 CPU
+    per-sample output. About 13 GB of memory and 2.5 min on 2 CPU
     cores: run with ``pytest -m realsize`` (not part of the default suite).
     """
     from mmengine.config import Config
@@ -277,6 +277,13 @@ def test_real_size_siglip2_so400m_sam21_hiera_l(gemma_tokenizer_dir):
     assert batched.shape == (2, 1, 256, 256)
     for i, text in enumerate(texts):
         expected = ref(images[i:i + 1] / 255., [text])['seg_mask']
-        assert expected.abs().max() > 0.1
+        scale = float(expected.abs().max())
+        assert scale > 0.1
+        # float32 rounding relative to the logits' size: with these random
+        # weights they reach |140| (mean |33|) after 27 SigLIP layers and 48
+        # Hiera blocks; 2026-12-01: largest difference 3.2e-4 (2e-6 of the
+        # scale), and our own batch-2 vs batch-1 outputs differ by 8e-5.
+        # A real mismatch is far above this (the authors' own batch-2 output
+        # differs from their batch-1 output by 3.3, see text_padding).
         torch.testing.assert_close(
-            batched[i:i + 1], expected, atol=1e-4, rtol=0)
+            batched[i:i + 1], expected, atol=1e-5 * scale, rtol=0)
