@@ -68,7 +68,7 @@ Q2 and the refined image.
 import copy
 import math
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -77,7 +77,8 @@ from torch import Tensor, nn
 from mmrsrefseg.utils.sam2_import import build_sam2_model, sam2_model_cfg
 from .authors_cascaded_prompter import AuthorsCascadedPrompter
 from .authors_pseudo_seg_head import AuthorsPseudoSegHead
-from .authors_rsrefseg import HFWrapper, normalize, siglip_inputs
+from .authors_rsrefseg import (SAM_MEAN, SAM_STD, HFWrapper, normalize,
+                               siglip_inputs)
 from .rsrefseg2_configs import (rsrefseg2_model_cfg, tiny_rsrefseg2_cfg,
                                 tiny_sam2_cfg)
 
@@ -114,8 +115,6 @@ AUTHORS_LORA_CFG = {
         target_modules=r'^(model\.head|model\.encoder\.layers\.\d+\.'
         r'self_attn\.(k_proj|v_proj|q_proj|out_proj))$'),
 }
-# RefSegSam: ImageNet statistics; the SigLIP2 image processor: 0.5.
-SAM_MEAN, SAM_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # The SAM2Base modules RefSegSam keeps; every other one is deleted.
 _SAM2_USED = ('no_mem_embed', 'image_encoder', 'sam_mask_decoder',
               'sam_prompt_encoder')
@@ -134,26 +133,48 @@ class _AuthorsSam2(nn.Module):
 
     def forward(self, inputs: Tensor, sparse_prompts: Tensor,
                 dense_prompts: Tensor) -> Tensor:
-        sam = self.model
-        out = sam.forward_image(normalize(inputs, SAM_MEAN, SAM_STD))
-        _, feats, _, sizes = sam._prepare_backbone_features(out)
-        if sam.directly_add_no_mem_embed:
-            feats[-1] = feats[-1] + sam.no_mem_embed
-        feats = [
-            f.permute(1, 2, 0).reshape(f.size(1), f.size(2), h, w)
-            for f, (h, w) in zip(feats, sizes)
-        ]
-        _, dense = sam.sam_prompt_encoder(
-            points=None, boxes=None, masks=dense_prompts)
-        masks, _, _, _ = sam.sam_mask_decoder(
-            image_embeddings=feats[-1],
-            image_pe=sam.sam_prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse_prompts,
-            dense_prompt_embeddings=dense,
-            multimask_output=False,
-            repeat_image=False,
-            high_res_features=feats[:-1])
-        return masks
+        return authors_sam2_masks(self.model, inputs, sparse_prompts,
+                                  dense_prompts)[1]
+
+
+def authors_sam2_masks(sam: nn.Module, inputs: Tensor, sparse_prompts: Tensor,
+                       dense_prompts: Tensor) -> Tuple[List[Tensor], Tensor]:
+    """Their ``RefSegSam.forward`` on Meta's ``SAM2Base``.
+
+    ImageNet normalisation, ``forward_image``, ``_prepare_backbone_features``,
+    ``no_mem_embed``, the prompt encoder (mask prompt only) and the mask
+    decoder with the high-resolution features, one mask per prompt.
+
+    Args:
+        sam (nn.Module): A ``sam2.modeling.sam2_base.SAM2Base``.
+        inputs (Tensor): (B, 3, S, S) RGB in [0, 1].
+        sparse_prompts (Tensor): (B, N, C) sparse prompt embeddings.
+        dense_prompts (Tensor): (B, 1, S/4, S/4) mask prompt (logits).
+
+    Returns:
+        tuple: The image features, finest first, each (B, C_i, H_i, W_i)
+        (the last one with ``no_mem_embed`` added), and the (B, 1, S/4, S/4)
+        mask logits.
+    """
+    out = sam.forward_image(normalize(inputs, SAM_MEAN, SAM_STD))
+    _, feats, _, sizes = sam._prepare_backbone_features(out)
+    if sam.directly_add_no_mem_embed:
+        feats[-1] = feats[-1] + sam.no_mem_embed
+    feats = [
+        f.permute(1, 2, 0).reshape(f.size(1), f.size(2), h, w)
+        for f, (h, w) in zip(feats, sizes)
+    ]
+    _, dense = sam.sam_prompt_encoder(
+        points=None, boxes=None, masks=dense_prompts)
+    masks, _, _, _ = sam.sam_mask_decoder(
+        image_embeddings=feats[-1],
+        image_pe=sam.sam_prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse_prompts,
+        dense_prompt_embeddings=dense,
+        multimask_output=False,
+        repeat_image=False,
+        high_res_features=feats[:-1])
+    return feats, masks
 
 
 class AuthorsRSRefSeg2(nn.Module):

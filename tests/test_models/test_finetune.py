@@ -9,39 +9,17 @@ is not); without an outer autocast the segmentor runs under bf16 autocast
 itself.
 """
 import copy
-import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmseg.utils import register_all_modules
 from peft import LoraConfig, inject_adapter_in_model
 
 from mmrsrefseg.models.utils.finetune import apply_finetune_cfg
-from mmrsrefseg.testing import tiny_siglip_rsrefseg_cfg
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TEXTS = ['the red vehicle on the left', 'A airplane at the bottom']
-
-
-@pytest.fixture(scope='module')
-def model_cfgs(clip_tokenizer_dir, siglip_tokenizer_dir):
-    from transformers import AutoTokenizer
-    register_all_modules(init_default_scope=True)
-    clip = Config.fromfile(
-        osp.join(REPO, 'configs/_base_/models/rsrefseg_tiny.py')).model
-    clip.backbone.update(
-        pretrained=None, tokenizer=clip_tokenizer_dir, clip_resize='bilinear')
-    clip.decode_head.checkpoint = None
-    vocab = len(AutoTokenizer.from_pretrained(siglip_tokenizer_dir))
-    siglip = Config(
-        dict(
-            model=tiny_siglip_rsrefseg_cfg(siglip_tokenizer_dir, vocab))).model
-    siglip.test_cfg = dict(mode='whole')
-    return dict(clip=(clip, 256), siglip=(siglip, 128))
 
 
 def make_batch(size, n=2):

@@ -12,42 +12,18 @@ The CLIP resize is bilinear (the paper configs'): PyTorch's CPU has no
 half-precision antialiased bicubic kernel.
 """
 import copy
-import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmseg.utils import register_all_modules
 
-from mmrsrefseg.testing import tiny_siglip_rsrefseg_cfg
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TEXTS = ['the red vehicle on the left', 'A airplane at the bottom']
 #: Max |half - fp32| of the mask logits, relative to max |fp32 logits|;
 #: measured 0.3 % (fp16) and 2.7 % (SigLIP) / 5.0 % (CLIP) (bf16: 8
 #: significant bits) on these tiny models.
 TOLERANCE = {torch.float16: 0.02, torch.bfloat16: 0.1}
-
-
-@pytest.fixture(scope='module')
-def model_cfgs(clip_tokenizer_dir, siglip_tokenizer_dir):
-    """The tiny CLIP config's model and a tiny SigLIP paper-style model."""
-    from transformers import AutoTokenizer
-    register_all_modules(init_default_scope=True)
-    clip = Config.fromfile(
-        osp.join(REPO, 'configs/_base_/models/rsrefseg_tiny.py')).model
-    clip.backbone.update(
-        pretrained=None, tokenizer=clip_tokenizer_dir, clip_resize='bilinear')
-    clip.decode_head.checkpoint = None
-    vocab = len(AutoTokenizer.from_pretrained(siglip_tokenizer_dir))
-    siglip = Config(
-        dict(
-            model=tiny_siglip_rsrefseg_cfg(siglip_tokenizer_dir, vocab))).model
-    siglip.test_cfg = dict(mode='whole')
-    return dict(clip=(clip, 256), siglip=(siglip, 128))
 
 
 def make_data(size, n=2):

@@ -12,7 +12,8 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmrsrefseg.models import SAM2PromptHead
-from mmrsrefseg.testing.authors_rsrefseg2 import tiny_sam2_cfg
+from mmrsrefseg.testing.authors_rsrefseg2 import (authors_sam2_masks,
+                                                  tiny_sam2_cfg)
 from mmrsrefseg.utils.checkpoint import StateDictError
 from mmrsrefseg.utils.lora import inject_lora
 from mmrsrefseg.utils.sam2_import import build_sam2_model, sam2_model_cfg
@@ -42,29 +43,9 @@ def predict(head, images, sparse, mask_prompt):
 
 
 def meta_masks(sam, images, sparse, mask_prompt):
-    """The authors' RefSegSam on Meta's SAM2Base: RGB in [0, 1], ImageNet
-    statistics, forward_image, _prepare_backbone_features, no_mem_embed,
-    prompt encoder (mask only), mask decoder."""
-    x = (images / 255 - IMAGENET_MEAN) / IMAGENET_STD
-    out = sam.forward_image(x)
-    _, feats, _, sizes = sam._prepare_backbone_features(out)
+    """The authors' RefSegSam on Meta's SAM2Base (images in [0, 255])."""
     assert sam.directly_add_no_mem_embed
-    feats[-1] = feats[-1] + sam.no_mem_embed
-    feats = [
-        f.permute(1, 2, 0).reshape(f.size(1), f.size(2), h, w)
-        for f, (h, w) in zip(feats, sizes)
-    ]
-    _, dense = sam.sam_prompt_encoder(
-        points=None, boxes=None, masks=mask_prompt)
-    masks, _, _, _ = sam.sam_mask_decoder(
-        image_embeddings=feats[-1],
-        image_pe=sam.sam_prompt_encoder.get_dense_pe(),
-        sparse_prompt_embeddings=sparse,
-        dense_prompt_embeddings=dense,
-        multimask_output=False,
-        repeat_image=False,
-        high_res_features=feats[:-1])
-    return feats, masks
+    return authors_sam2_masks(sam, images / 255, sparse, mask_prompt)
 
 
 @pytest.fixture(scope='module')
