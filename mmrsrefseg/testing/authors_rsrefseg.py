@@ -24,7 +24,7 @@ is written out (torchvision is not installable here).
 import copy
 import math
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +74,25 @@ class HFWrapper(nn.Module):
 
     def forward(self, *args, **kwargs):
         return self.model(*args, **kwargs)
+
+
+def config_tokenizer(backbone: dict) -> Callable:
+    """The tokenizer a backbone config names, loaded at its first call.
+
+    Args:
+        backbone (dict): ``model.backbone`` of a config: its ``tokenizer``
+            directory, else its ``pretrained`` one.
+
+    Returns:
+        Callable: ``AutoTokenizer.from_pretrained(path)(*args, **kwargs)``.
+    """
+    path = backbone.get('tokenizer') or backbone.get('pretrained')
+
+    def tokenizer(*args, **kwargs):
+        from transformers import AutoTokenizer
+        return AutoTokenizer.from_pretrained(path)(*args, **kwargs)
+
+    return tokenizer
 
 
 def normalize(x: Tensor, mean: Sequence[float],
@@ -354,12 +373,7 @@ def build_authors_from_config(model_cfg: dict,
         raise ValueError('The authors\' composition is SigLIP-based; got '
                          f"model_type={backbone.get('model_type')!r}")
     if tokenizer is None:
-        path = backbone.get('tokenizer') or backbone.get('pretrained')
-
-        def tokenizer(*args, **kwargs):
-            from transformers import AutoTokenizer
-            return AutoTokenizer.from_pretrained(path)(*args, **kwargs)
-
+        tokenizer = config_tokenizer(backbone)
     lora_cfg = {}
     if lora:
         lcfg = (model_cfg.get('finetune_cfg') or {}).get('lora') or {}

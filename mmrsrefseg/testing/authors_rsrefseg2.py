@@ -77,8 +77,8 @@ from torch import Tensor, nn
 from mmrsrefseg.utils.sam2_import import build_sam2_model, sam2_model_cfg
 from .authors_cascaded_prompter import AuthorsCascadedPrompter
 from .authors_pseudo_seg_head import AuthorsPseudoSegHead
-from .authors_rsrefseg import (SAM_MEAN, SAM_STD, HFWrapper, normalize,
-                               siglip_inputs)
+from .authors_rsrefseg import (SAM_MEAN, SAM_STD, HFWrapper, config_tokenizer,
+                               normalize, siglip_inputs)
 from .rsrefseg2_configs import (rsrefseg2_model_cfg, tiny_rsrefseg2_cfg,
                                 tiny_sam2_cfg)
 
@@ -386,12 +386,7 @@ def build_authors_rsrefseg2_from_config(model_cfg: dict,
         raise ValueError("The authors' prompter has one depth for its three "
                          f'stages; the config has {depths}')
     if tokenizer is None:
-        path = backbone.get('tokenizer') or backbone.get('pretrained')
-
-        def tokenizer(*args, **kwargs):
-            from transformers import AutoTokenizer
-            return AutoTokenizer.from_pretrained(path)(*args, **kwargs)
-
+        tokenizer = config_tokenizer(backbone)
     sam2_cfg = copy.deepcopy(
         head['sam2_cfg']) if head.get('preset') is None else sam2_model_cfg(
             head['preset'])
