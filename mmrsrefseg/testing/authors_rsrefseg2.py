@@ -76,9 +76,9 @@ from torch import Tensor, nn
 
 from mmrsrefseg.utils.sam2_import import build_sam2_model, sam2_model_cfg
 from .authors_cascaded_prompter import AuthorsCascadedPrompter
+from .authors_inputs import (SAM_MEAN, SAM_STD, HFWrapper, config_tokenizer,
+                             normalize, siglip_inputs)
 from .authors_pseudo_seg_head import AuthorsPseudoSegHead
-from .authors_rsrefseg import (SAM_MEAN, SAM_STD, HFWrapper, config_tokenizer,
-                               normalize, siglip_inputs)
 from .rsrefseg2_configs import (rsrefseg2_model_cfg, tiny_rsrefseg2_cfg,
                                 tiny_sam2_cfg)
 

@@ -12,6 +12,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 from mmrsrefseg.models import SAM2PromptHead
+from mmrsrefseg.testing.authors_inputs import SAM_MEAN, SAM_STD, normalize
 from mmrsrefseg.testing.authors_rsrefseg2 import (authors_sam2_masks,
                                                   tiny_sam2_cfg)
 from mmrsrefseg.utils.checkpoint import StateDictError
@@ -19,8 +20,6 @@ from mmrsrefseg.utils.lora import inject_lora
 from mmrsrefseg.utils.sam2_import import build_sam2_model, sam2_model_cfg
 
 CFG = tiny_sam2_cfg()  # 128 px, width 32: embeddings 8x8, masks 32x32
-IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 # The authors' LoRA targets in SAM 2.1's image encoder.
 LORA_TARGETS = (r'^(trunk\.blocks\.\d+\.attn\.(qkv|proj)|'
                 r'neck\.convs\.\d+\.conv)$')
@@ -293,7 +292,7 @@ def test_hf_directory_equals_hf_model(hf_dir, mode):
     images, sparse, prompt = inputs(seed=3)
     feats = head.encode_image(images)
     expected = hf.get_image_embeddings(
-        (images / 255 - IMAGENET_MEAN) / IMAGENET_STD)
+        normalize(images / 255, SAM_MEAN, SAM_STD))
     torch.testing.assert_close(
         feats['image_embeddings'], expected[-1], atol=1e-5, rtol=0)
     for ours, ref in zip(feats['high_res_features'], expected[:-1]):

@@ -278,7 +278,7 @@ def test_authors_paper_size_without_config(tmp_path, config):
                 "runpy.run_path(sys.argv[0], run_name='__main__'); "
                 "hwm = [ln for ln in open('/proc/self/status') "
                 "if ln.startswith('VmHWM:')][0]; "
-                "print('maxrss_kb', hwm.split()[1])")
+                "print('vmhwm_kb', hwm.split()[1])")
         proc = subprocess.run(
             [sys.executable, '-c', code,
              str(tool),
@@ -290,8 +290,8 @@ def test_authors_paper_size_without_config(tmp_path, config):
             timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f'configs/{config})' in proc.stdout
-        maxrss_gb = int(proc.stdout.split('maxrss_kb')[1]) / 2**20
-        assert maxrss_gb < 2.5, maxrss_gb
+        peak_gb = int(proc.stdout.split('vmhwm_kb')[1]) / 2**20
+        assert peak_gb < 2.5, peak_gb
     else:
         with mock.patch.object(sys, 'argv', ['x', str(src), str(dst)]):
             runpy.run_path(str(tool), run_name='__main__')
